@@ -1,0 +1,164 @@
+"""Residual units: y = relu(F(x) + shortcut(x)) (original) and y = x + F(relu(bn(x))) (pre-activation).
+
+Every block takes `residual`: False gives the plain twin, the same layers without the addition,
+so that a plain net and its option-A residual twin have exactly the same parameters.
+Parameter names follow torchvision (conv1/bn1/.../downsample.0/1) so its checkpoints load as is.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import DropPath, conv1x1, conv3x3, is_projection, make_shortcut
+
+
+class _Unit(nn.Module):
+    """Shared shortcut / stochastic-depth wiring of the four block kinds."""
+
+    expansion = 1
+
+    def _init_shortcut(self, shortcut: str, in_ch: int, out_ch: int, stride: int, residual: bool,
+                       drop_path: float, preact: bool) -> None:
+        self.residual = residual
+        self.downsample = make_shortcut(shortcut, in_ch, out_ch, stride, preact) if residual else None
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def _identity(self, x: torch.Tensor, pre: torch.Tensor | None = None) -> torch.Tensor:
+        """What the shortcut carries. In pre-activation units a projection sees the pre-activated
+        input `pre` (the 2016 paper's first unit of a stage), while an identity carries x untouched."""
+        if self.downsample is None:
+            return x
+        if pre is not None and is_projection(self.downsample):
+            return self.downsample(pre)
+        return self.downsample(x)
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d | None:  # zero-initialised by zero_init_residual
+        return None
+
+    @property
+    def last_conv(self) -> nn.Conv2d:
+        raise NotImplementedError
+
+
+class BasicBlock(_Unit):
+    """Two 3x3 conv-BN layers; ReLU after the addition (ResNet-18/34, CIFAR 6n+2)."""
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
+                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3") -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_ch, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self._init_shortcut(shortcut, in_ch, planes, stride, residual, drop_path, preact=False)
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.residual:
+            out = self.drop_path(out) + self._identity(x)
+        return self.relu(out)
+
+
+class Bottleneck(_Unit):
+    """1x1 reduce, 3x3, 1x1 expand (x4); ReLU after the addition (ResNet-50/101/152/200)."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
+                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3") -> None:
+        super().__init__()
+        width = int(planes * (base_width / 64.0)) * groups
+        out_ch = planes * self.expansion
+        s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
+        self.conv1 = conv1x1(in_ch, width, s1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, s3, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_ch)
+        self.bn3 = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self._init_shortcut(shortcut, in_ch, out_ch, stride, residual, drop_path, preact=False)
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.residual:
+            out = self.drop_path(out) + self._identity(x)
+        return self.relu(out)
+
+
+class PreActBasicBlock(_Unit):
+    """BN-ReLU-conv3x3 twice; nothing after the addition (He et al. 2016, "full pre-activation")."""
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
+                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3") -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_ch)
+        self.conv1 = conv3x3(in_ch, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.relu = nn.ReLU(inplace=False)
+        self._init_shortcut(shortcut, in_ch, planes, stride, residual, drop_path, preact=True)
+
+    @property
+    def last_conv(self) -> nn.Conv2d:
+        return self.conv2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.bn1(x))
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.bn2(out)))
+        if not self.residual:
+            return out
+        return self.drop_path(out) + self._identity(x, pre)
+
+
+class PreActBottleneck(_Unit):
+    """BN-ReLU-conv1x1, BN-ReLU-conv3x3, BN-ReLU-conv1x1 (x4); ResNet-164/1001 and ImageNet pre-act nets."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
+                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3") -> None:
+        super().__init__()
+        width = int(planes * (base_width / 64.0)) * groups
+        out_ch = planes * self.expansion
+        s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
+        self.bn1 = nn.BatchNorm2d(in_ch)
+        self.conv1 = conv1x1(in_ch, width, s1)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, s3, groups)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_ch)
+        self.relu = nn.ReLU(inplace=False)
+        self._init_shortcut(shortcut, in_ch, out_ch, stride, residual, drop_path, preact=True)
+
+    @property
+    def last_conv(self) -> nn.Conv2d:
+        return self.conv3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.bn1(x))
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv3(self.relu(self.bn3(out)))
+        if not self.residual:
+            return out
+        return self.drop_path(out) + self._identity(x, pre)
+
+
+def block_class(block: str, preact: bool) -> type[_Unit]:
+    return {("basic", False): BasicBlock, ("bottleneck", False): Bottleneck,
+            ("basic", True): PreActBasicBlock, ("bottleneck", True): PreActBottleneck}[(block, preact)]

@@ -1,0 +1,111 @@
+"""The typed description of one residual network: everything the constructor needs, nothing more."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ReslabError
+
+STEMS = ("imagenet", "cifar")
+BLOCKS = ("basic", "bottleneck")
+SHORTCUTS = ("A", "B", "C")
+STRIDE_ON = ("3x3", "1x1")
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """Architecture of a (pre-activation / plain / wide / grouped) ResNet.
+
+    stem:      "imagenet" (7x7/2 conv + 3x3/2 max-pool) or "cifar" (3x3/1 conv).
+    block:     "basic" (two 3x3) or "bottleneck" (1x1 reduce, 3x3, 1x1 expand x4).
+    layers:    blocks per stage, e.g. (3, 4, 6, 3).
+    widths:    planes per stage before the bottleneck expansion, e.g. (64, 128, 256, 512).
+    preact:    pre-activation units (BN-ReLU-conv, He et al. 2016).
+    residual:  False builds the plain twin: the same layers without the addition.
+    shortcut:  "A" zero-pad identity, "B" projection where the shape changes, "C" projection everywhere.
+    stride_on: where a bottleneck downsamples: "3x3" (torchvision v1.5) or "1x1" (2015 paper).
+    groups, base_width: grouped bottleneck (ResNeXt 32x4d) and bottleneck width (wide_resnet50_2: 128).
+    """
+
+    stem: str = "imagenet"
+    block: str = "basic"
+    layers: tuple[int, ...] = (2, 2, 2, 2)
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    stem_width: int = 64
+    preact: bool = False
+    residual: bool = True
+    shortcut: str = "B"
+    stride_on: str = "3x3"
+    groups: int = 1
+    base_width: int = 64
+    num_classes: int = 1000
+    in_chans: int = 3
+    zero_init_residual: bool = False
+    drop_path_rate: float = 0.0
+    drop_rate: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_choice("stem", self.stem, STEMS)
+        _check_choice("block", self.block, BLOCKS)
+        _check_choice("shortcut", self.shortcut, SHORTCUTS)
+        _check_choice("stride_on", self.stride_on, STRIDE_ON)
+        if len(self.layers) != len(self.widths) or not self.layers:
+            raise ReslabError(f"layers {self.layers} and widths {self.widths} must be non-empty and of equal length")
+        if any(int(n) < 1 for n in self.layers):
+            raise ReslabError(f"every stage needs at least one block, got layers={self.layers}")
+        for name in ("stem_width", "groups", "base_width", "num_classes", "in_chans"):
+            if int(getattr(self, name)) < 1:
+                raise ReslabError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if any(int(w) < 1 for w in self.widths):
+            raise ReslabError(f"widths must be positive, got {self.widths}")
+        for name in ("drop_path_rate", "drop_rate"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise ReslabError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.block == "basic" and (self.groups != 1 or self.base_width != 64):
+            raise ReslabError("groups and base_width apply to bottleneck blocks only")
+        if not self.residual and self.drop_path_rate > 0:
+            raise ReslabError("drop_path_rate (stochastic depth) needs residual blocks: a plain net has no branch to drop")
+        if not self.residual and self.zero_init_residual:
+            raise ReslabError("zero_init_residual would zero every layer's output in a plain net; use it with residual=True")
+
+    @property
+    def expansion(self) -> int:
+        return 4 if self.block == "bottleneck" else 1
+
+    @property
+    def convs_per_block(self) -> int:
+        return 3 if self.block == "bottleneck" else 2
+
+    @property
+    def depth(self) -> int:
+        """Weighted layers counted as the papers do: stem conv + block convs + classifier."""
+        return 2 + self.convs_per_block * sum(self.layers)
+
+    @property
+    def num_features(self) -> int:
+        return self.widths[-1] * self.expansion
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        d["layers"], d["widths"] = list(self.layers), list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ResNetConfig":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ReslabError(f"unknown model config field(s) {unknown}; valid: {sorted(known)}")
+        d = dict(d)
+        for key in ("layers", "widths"):
+            if key in d:
+                d[key] = tuple(int(v) for v in d[key])
+        return cls(**d)
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ReslabError(f"{name}={value!r} is not valid; choose one of {', '.join(choices)}")

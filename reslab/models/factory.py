@@ -1,0 +1,73 @@
+"""Public constructors: create_model(name, ...), load_model(path), create_backbone(name, ...)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ReslabError
+from .config import ResNetConfig
+from .registry import model_config
+from .resnet import ResNet
+from .weights import load_into, read_checkpoint
+
+
+def create_model(name: str, num_classes: int | None = None, weights: str | os.PathLike | None = None,
+                 **overrides: Any) -> ResNet:
+    """Build preset `name` (see list_models()), optionally loading `weights` from a file.
+
+    Any ResNetConfig field can be overridden (shortcut="B", preact=True, residual=False, depth=74,
+    width=2, in_chans=1, drop_path_rate=0.1, ...). With `weights`, the format is detected
+    (reslab safetensors, torchvision/timm .pth/.safetensors, akamaster CIFAR .th); if num_classes
+    is given and differs from the checkpoint's, the classifier is re-initialised.
+    """
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    cfg = model_config(name, **overrides)
+    model = ResNet(cfg)
+    if weights is not None:
+        load_into(model, read_checkpoint(weights), new_head=num_classes is not None,
+                  adapt_in_chans="in_chans" in overrides, name=name)
+    return model
+
+
+def load_model(path: str | os.PathLike, **overrides: Any) -> ResNet:
+    """Rebuild a model from a reslab weights file alone (its config travels in the metadata)."""
+    ckpt = read_checkpoint(path)
+    if ckpt.config is None:
+        raise ReslabError(f"{path} carries no reslab model config ({ckpt.source}); "
+                          f"use create_model(NAME, weights={str(path)!r}) with the matching architecture")
+    cfg = ResNetConfig.from_dict({**ckpt.config, **overrides})
+    model = ResNet(cfg)
+    load_into(model, ckpt, new_head="num_classes" in overrides, name=ckpt.metadata.get("model") or "model")
+    return model
+
+
+class Backbone(nn.Module):
+    """A ResNet trunk returning the feature maps of chosen stages (FPN / U-Net input)."""
+
+    def __init__(self, model: ResNet, out_indices: Sequence[int] = (1, 2, 3, 4)) -> None:
+        super().__init__()
+        last = len(model.stage_names)
+        bad = [i for i in out_indices if not 0 <= int(i) <= last]
+        if bad or not out_indices:
+            raise ReslabError(f"out_indices {list(out_indices)} invalid; choose from 0 (stem) .. {last}")
+        model.reset_classifier(0)
+        self.model = model
+        self.out_indices = tuple(int(i) for i in out_indices)
+        info = {f["index"]: f for f in model.feature_info}
+        self.channels = [info[i]["num_chs"] for i in self.out_indices]
+        self.strides = [info[i]["reduction"] for i in self.out_indices]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_stages(x, self.out_indices)
+
+
+def create_backbone(name: str, out_indices: Sequence[int] = (1, 2, 3, 4), weights: str | os.PathLike | None = None,
+                    **overrides: Any) -> Backbone:
+    """Multi-scale feature extractor: `.channels` and `.strides` describe each returned map."""
+    model = create_model(name, weights=weights, **overrides)
+    return Backbone(model, out_indices)

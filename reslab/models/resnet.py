@@ -1,0 +1,197 @@
+"""The one ResNet class behind every preset: stem, stages of residual units, pooled classifier.
+
+Interface (as timm): forward, forward_features, forward_head, reset_classifier, feature_info and
+forward_stages for multi-scale backbones, set_grad_checkpointing for deep nets in little memory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..errors import ReslabError
+from .blocks import block_class
+from .config import ResNetConfig
+
+
+class ResNet(nn.Module):
+    def __init__(self, cfg: ResNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.grad_checkpointing = False
+        self._build_stem(cfg)
+        unit = block_class(cfg.block, cfg.preact)
+        total = sum(cfg.layers)
+        in_ch, index, reduction = cfg.stem_width, 0, self._stem_reduction
+        self.feature_info: list[dict] = [dict(index=0, module="stem", num_chs=cfg.stem_width, reduction=reduction)]
+        self.stage_names: list[str] = []
+        for s, (n, planes) in enumerate(zip(cfg.layers, cfg.widths)):
+            stride = 1 if s == 0 else 2
+            blocks = []
+            for b in range(n):
+                # stochastic depth: linear decay from 0 (first block) to drop_path_rate (last block)
+                dp = cfg.drop_path_rate * index / max(total - 1, 1)
+                blocks.append(unit(in_ch, planes, stride if b == 0 else 1, cfg.shortcut, cfg.residual, dp,
+                                   cfg.groups, cfg.base_width, cfg.stride_on))
+                in_ch = planes * unit.expansion
+                index += 1
+            name = f"layer{s + 1}"
+            self.add_module(name, nn.Sequential(*blocks))
+            self.stage_names.append(name)
+            reduction *= stride
+            self.feature_info.append(dict(index=s + 1, module=name, num_chs=in_ch, reduction=reduction))
+        # Pre-activation nets end with BN + ReLU before pooling (2016 paper).
+        self.bn_final = nn.BatchNorm2d(in_ch) if cfg.preact else None
+        self.num_features = in_ch
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.head_drop = nn.Dropout(cfg.drop_rate) if cfg.drop_rate > 0 else nn.Identity()
+        self.fc = nn.Linear(in_ch, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self._init_weights()
+
+    # ----------------------------------------------------------------------------- construction
+    def _build_stem(self, cfg: ResNetConfig) -> None:
+        if cfg.stem == "imagenet":
+            self.conv1 = nn.Conv2d(cfg.in_chans, cfg.stem_width, 7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self._stem_reduction = 2  # conv1; the max-pool belongs to stage 1's reduction
+        else:
+            self.conv1 = nn.Conv2d(cfg.in_chans, cfg.stem_width, 3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+            self._stem_reduction = 1
+        # Pre-activation nets leave the stem un-normalised: the first unit's BN-ReLU follows it.
+        self.bn1 = None if cfg.preact else nn.BatchNorm2d(cfg.stem_width)
+        self.relu = nn.ReLU(inplace=True)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if isinstance(self.fc, nn.Linear):  # torch's default Linear init, as torchvision
+            self.fc.reset_parameters()
+        if self.cfg.zero_init_residual:
+            for block in self.blocks():
+                bn = block.last_bn
+                nn.init.zeros_(bn.weight if bn is not None else block.last_conv.weight)
+
+    # ----------------------------------------------------------------------------- structure
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, n) for n in self.stage_names]
+
+    def blocks(self) -> list[nn.Module]:
+        return [b for stage in self.stages() for b in stage]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> "ResNet":
+        """Recompute activations in the backward pass: O(sqrt(blocks)) activation memory."""
+        self.grad_checkpointing = bool(enable)
+        return self
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head (e.g. for fine-tuning); 0 removes it and forward returns pooled features."""
+        if int(num_classes) < 0:
+            raise ReslabError(f"num_classes must be >= 0, got {num_classes}")
+        ref = next(self.parameters())
+        self.fc = nn.Linear(self.num_features, num_classes).to(ref.device) if num_classes > 0 else nn.Identity()
+        self.cfg = _replace(self.cfg, num_classes=max(int(num_classes), 0))
+
+    # ----------------------------------------------------------------------------- forward
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        if self.bn1 is not None:
+            x = self.relu(self.bn1(x))
+        return x
+
+    def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn_final(x)) if self.bn_final is not None else x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map (after the final BN-ReLU in pre-activation nets), before pooling."""
+        x = self.maxpool(self.forward_stem(x))
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            x = _checkpointed(self.blocks(), x)
+        else:
+            for stage in self.stages():
+                x = stage(x)
+        return self._final_norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.global_pool(x), 1)
+        x = self.head_drop(x)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_stages(self, x: torch.Tensor, indices: Sequence[int] = (1, 2, 3, 4)) -> list[torch.Tensor]:
+        """Feature maps of the chosen stages (0 = stem, 1.. = layer1..), for detection/segmentation.
+
+        Channels and strides of each index are in `feature_info`. The last stage is returned after the
+        final BN-ReLU in pre-activation nets (as forward_features), the others as the residual stream.
+        """
+        last = len(self.stage_names)
+        bad = [i for i in indices if not 0 <= int(i) <= last]
+        if bad:
+            raise ReslabError(f"feature indices {bad} out of range; this model has indices 0..{last}")
+        wanted, out = set(int(i) for i in indices), {}
+        x = self.forward_stem(x)
+        if 0 in wanted:
+            out[0] = x
+        x = self.maxpool(x)
+        for i, stage in enumerate(self.stages(), start=1):
+            if i > max(wanted):
+                break
+            x = stage(x)
+            if i in wanted:
+                out[i] = self._final_norm(x) if i == last else x
+        return [out[int(i)] for i in indices]
+
+
+def _replace(cfg: ResNetConfig, **changes) -> ResNetConfig:
+    return dataclasses.replace(cfg, **changes)
+
+
+def _checkpointed(blocks: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Run `blocks` in ~sqrt(n) checkpointed segments.
+
+    The recomputation in the backward pass would update the BatchNorm running statistics a second
+    time (timm and torchvision do); here it runs with those updates switched off, so a checkpointed
+    step leaves exactly the same model state as a normal one.
+    """
+    n = len(blocks)
+    size = max(1, math.isqrt(n))
+    for start in range(0, n, size):
+        segment = nn.Sequential(*blocks[start:start + size])
+        x = checkpoint(_RunOnceWithStats(segment), x, use_reentrant=False)
+    return x
+
+
+class _RunOnceWithStats:
+    """Callable for checkpoint(): the first call (forward) updates BN statistics, later calls
+    (the recomputation) do not."""
+
+    def __init__(self, segment: nn.Sequential) -> None:
+        self.segment, self.calls = segment, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 1:
+            return self.segment(x)
+        bns = [m for m in self.segment.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
+        saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
+        try:
+            for m in bns:
+                m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
+            return self.segment(x)
+        finally:
+            for m, (momentum, tracked) in zip(bns, saved):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(tracked)
