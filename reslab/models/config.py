@@ -55,14 +55,19 @@ class ResNetConfig:
             raise ReslabError(f"layers {self.layers} and widths {self.widths} must be non-empty and of equal length")
         if any(int(n) < 1 for n in self.layers):
             raise ReslabError(f"every stage needs at least one block, got layers={self.layers}")
-        for name in ("stem_width", "groups", "base_width", "num_classes", "in_chans"):
+        for name in ("stem_width", "groups", "base_width", "in_chans"):
             if int(getattr(self, name)) < 1:
                 raise ReslabError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if int(self.num_classes) < 0:
+            raise ReslabError(f"num_classes must be >= 0 (0: no classifier), got {self.num_classes!r}")
         if any(int(w) < 1 for w in self.widths):
             raise ReslabError(f"widths must be positive, got {self.widths}")
         for name in ("drop_path_rate", "drop_rate"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise ReslabError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        outs = [self.stem_width] + [w * self.expansion for w in self.widths]
+        if self.shortcut == "A" and self.residual and any(b < a for a, b in zip(outs, outs[1:])):
+            raise ReslabError(f"shortcut 'A' zero-pads channels and cannot reduce them ({outs}); use shortcut 'B'")
         if self.block == "basic" and (self.groups != 1 or self.base_width != 64):
             raise ReslabError("groups and base_width apply to bottleneck blocks only")
         if not self.residual and self.drop_path_rate > 0:

@@ -42,7 +42,7 @@ class ResNet(nn.Module):
             name = f"layer{s + 1}"
             self.add_module(name, nn.Sequential(*blocks))
             self.stage_names.append(name)
-            reduction *= stride
+            reduction *= stride * (2 if s == 0 and cfg.stem == "imagenet" else 1)  # the stem's max-pool
             self.feature_info.append(dict(index=s + 1, module=name, num_chs=in_ch, reduction=reduction))
         # Pre-activation nets end with BN + ReLU before pooling (2016 paper).
         self.bn_final = nn.BatchNorm2d(in_ch) if cfg.preact else None
