@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +85,7 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], st
     except pickle.UnpicklingError as e:
         raise ReslabError(f"refusing to load {path}: it holds Python objects other than tensors, which could run "
                           f"code when unpickled (weights_only=True): {_first_line(e)}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - any decoding failure of an untrusted file (KeyError, EOFError, ...)
         raise ReslabError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): {_first_line(e)}") from None
     meta: dict[str, Any] = {}
     if isinstance(obj, dict):
