@@ -17,3 +17,85 @@ def normalize(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: 
     m = torch.tensor(mean, device=images.device, dtype=dtype).view(1, -1, 1, 1) * 255
     s = torch.tensor(std, device=images.device, dtype=dtype).view(1, -1, 1, 1) * 255
     return (images.to(dtype) - m) / s
+
+
+# ------------------------------------------------------------------------------------------------
+# Batched augmentation. Random parameters come from a CPU generator (a few numbers per batch), so a
+# run's augmentation depends only on (seed, epoch, batch) and a resumed run replays it exactly.
+
+def random_crop_flip(images: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
+    """CIFAR recipe: zero-pad `pad` pixels, take a random crop of the original size, flip half."""
+    n, c, h, w = images.shape
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(images.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(images.device)
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    rows = (dy[:, None] + torch.arange(h, device=images.device)[None]).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
+    out = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(w, device=images.device)[None]).view(n, 1, 1, w).expand(n, c, h, w)
+    out = out.gather(3, cols)
+    if flip:
+        mask = (torch.rand(n, generator=gen) < 0.5).to(images.device).view(n, 1, 1, 1)
+        out = torch.where(mask, out.flip(3), out)
+    return out
+
+
+def random_resized_crop(images: torch.Tensor, gen: torch.Generator, size: int, scale: tuple[float, float] = (0.08, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True) -> torch.Tensor:
+    """Inception-style crop of a random area/aspect, resized to `size`, on float images (batched affine grids)."""
+    n = images.shape[0]
+    area = torch.empty(n).uniform_(*scale, generator=gen)
+    log_r = torch.empty(n).uniform_(float(torch.log(torch.tensor(ratio[0]))), float(torch.log(torch.tensor(ratio[1]))), generator=gen)
+    r = torch.exp(log_r)
+    sw = torch.sqrt(area * r).clamp(max=1.0)  # crop width / image width
+    sh = torch.sqrt(area / r).clamp(max=1.0)
+    return _affine_crop(images, gen, sw, sh, size, flip)
+
+
+def scale_augment(images: torch.Tensor, gen: torch.Generator, size: int, shorter: tuple[int, int] = (256, 480),
+                  flip: bool = True) -> torch.Tensor:
+    """2015 paper: resize the shorter side to a random S in [256, 480], take a random size x size crop."""
+    n, _, h, w = images.shape
+    s = torch.randint(shorter[0], shorter[1] + 1, (n,), generator=gen).float()
+    short = min(h, w)
+    sw = (size / (s * w / short)).clamp(max=1.0)
+    sh = (size / (s * h / short)).clamp(max=1.0)
+    return _affine_crop(images, gen, sw, sh, size, flip)
+
+
+def _affine_crop(images: torch.Tensor, gen: torch.Generator, sw: torch.Tensor, sh: torch.Tensor, size: int,
+                 flip: bool) -> torch.Tensor:
+    n = images.shape[0]
+    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - sw)
+    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - sh)
+    sx = sw * (torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if flip else 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, sh, cy
+    theta = theta.to(device=images.device, dtype=images.dtype)
+    grid = torch.nn.functional.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = images.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"image {h}x{w} smaller than crop {size}")
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top:top + size, left:left + size]
+
+
+def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(10, N, C, size, size): four corners + centre, and their mirror images (2012/2015 protocol)."""
+    h, w = images.shape[-2:]
+    crops = [images[..., :size, :size], images[..., :size, w - size:], images[..., h - size:, :size],
+             images[..., h - size:, w - size:], center_crop(images, size)]
+    return torch.stack(crops + [c.flip(-1) for c in crops])
+
+
+def resize_shorter(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize float images so the shorter side is `size` (bilinear, antialiased)."""
+    h, w = images.shape[-2:]
+    if min(h, w) == size:
+        return images
+    scale = size / min(h, w)
+    return torch.nn.functional.interpolate(images, size=(round(h * scale), round(w * scale)), mode="bilinear",
+                                           antialias=True, align_corners=False)

@@ -1,0 +1,59 @@
+"""Batches from a uint8 tensor held on the training device, augmented there in one batched call.
+
+The order of an epoch depends only on (seed, epoch) and each batch's augmentation only on
+(seed, epoch, batch index): a run resumed at any step sees exactly the batches it would have seen.
+Under DDP every rank draws the same permutation and takes its own stride of it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from .sources import Split
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # uint8 batch -> float batch
+
+
+class DeviceLoader:
+    def __init__(self, split: Split, batch_size: int, device: torch.device, augment: Augment, *, seed: int = 0,
+                 shuffle: bool = True, drop_last: bool = True, rank: int = 0, world: int = 1) -> None:
+        if batch_size % world:
+            raise ValueError(f"batch size {batch_size} must be divisible by the number of processes {world}")
+        self.images = split.images.to(device, non_blocking=True)
+        self.labels = split.labels.to(device, non_blocking=True)
+        self.local_batch = batch_size // world
+        self.device, self.augment, self.seed = device, augment, seed
+        self.shuffle, self.drop_last, self.rank, self.world = shuffle, drop_last, rank, world
+        per_rank = len(split) // world
+        self.steps_per_epoch = per_rank // self.local_batch if drop_last else -(-per_rank // self.local_batch)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{len(split)} images cannot fill one batch of {batch_size}")
+        self.per_rank = per_rank
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def order(self, epoch: int) -> torch.Tensor:
+        n = len(self.labels)
+        perm = (torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+                if self.shuffle else torch.arange(n))
+        return perm[self.rank::self.world][: self.per_rank]
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of `epoch` from batch index `start` on."""
+        idx = self.order(epoch).to(self.device)
+        for b in range(start, self.steps_per_epoch):
+            sel = idx[b * self.local_batch:(b + 1) * self.local_batch]
+            gen = torch.Generator().manual_seed(((self.seed * 1_000_003 + epoch) * 100_003 + b) * 8 + self.rank)
+            yield self.augment(self.images[sel], gen), self.labels[sel]
+
+
+def eval_batches(split: Split, batch_size: int, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
+                 rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every image once, in order; each rank a contiguous shard (metrics are summed across ranks)."""
+    n = len(split)
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    for i in range(lo, hi, batch_size):
+        j = min(i + batch_size, hi)
+        yield prepare(split.images[i:j].to(device, non_blocking=True)), split.labels[i:j].to(device, non_blocking=True)

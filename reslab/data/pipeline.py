@@ -1,0 +1,78 @@
+"""From a DataBundle and the data config to the two functions the engine calls:
+train_augment(uint8 batch, generator) -> float batch, and eval_prepare(uint8 batch) -> float batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ReslabError
+from . import transforms as T
+from .sources import DataBundle
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What inference needs to reproduce evaluation (saved in checkpoints)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_size: int   # the cached/resized image size (shorter side)
+    crop: int         # network input size
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std), "image_size": self.image_size, "crop": self.crop}
+
+
+@dataclass
+class Pipeline:
+    preprocess: Preprocess
+    augment_kind: str
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = False
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return T.normalize(x, self.preprocess.mean, self.preprocess.std)
+
+    def train_augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        p, kind = self.preprocess, self.augment_kind
+        if kind == "cifar":
+            x = self._norm(T.random_crop_flip(x, gen, pad=max(1, x.shape[-1] // 8)))
+            if p.crop < x.shape[-1]:
+                x = T.center_crop(x, p.crop)
+        elif kind == "scale":
+            x = T.scale_augment(self._norm(x), gen, p.crop, shorter=(int(p.crop * 256 / 224), int(p.crop * 480 / 224)))
+        elif kind == "rrc":
+            x = T.random_resized_crop(self._norm(x), gen, p.crop)
+        else:
+            x = self.eval_prepare(x)
+        return self._finish(x.to(self.dtype) if self.dtype != torch.float32 else x)
+
+    def eval_prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._norm(x)
+        if self.preprocess.crop < x.shape[-1] or self.preprocess.crop < x.shape[-2]:
+            x = T.center_crop(x, self.preprocess.crop)
+        return self._finish(x)
+
+
+def make_pipeline(bundle: DataBundle, augment: str = "auto", crop: int = 0, channels_last: bool = False) -> Pipeline:
+    size = int(bundle.train.images.shape[-1])
+    crop = crop or size
+    if crop > size:
+        raise ReslabError(f"data.crop={crop} is larger than the images ({size}); lower it or raise data.cache_size")
+    if augment == "auto":
+        augment = "cifar" if bundle.small else "rrc"
+    return Pipeline(Preprocess(tuple(bundle.mean), tuple(bundle.std), size, crop), augment, channels_last=channels_last)
+
+
+def prepare_images(images: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """uint8 images at any size -> the normalised, resized, centre-cropped network input of `pre`."""
+    x = T.normalize(images, pre.mean, pre.std)
+    x = T.resize_shorter(x, pre.image_size)
+    return T.center_crop(x, pre.crop)
+
+
+__all__ = ["Pipeline", "Preprocess", "make_pipeline", "prepare_images"]

@@ -1,0 +1,145 @@
+"""Turn a `--data` value into uint8 train / validation / test tensors.
+
+Accepted: "digits" (the offline default), "cifar10[:DIR]" / "cifar100[:DIR]" (official python
+format), a folder-per-class tree (ROOT/train/<class>/*, ROOT/val|test/<class>/*), or tar archives of
+such a tree (comma-separated), which are extracted once into the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import ReslabError
+from .cache import cached_folder, default_cache_dir
+from .cifar import download_cifar, find_cifar_root, load_cifar, safe_extract
+from .folder import scan_image_folder
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+log = logging.getLogger(__name__)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+DIGITS_MEAN, DIGITS_STD = (0.30,) * 3, (0.38,) * 3
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 (N, 3, H, W), CPU
+    labels: torch.Tensor  # int64 (N,)
+    name: str = "train"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: torch.Tensor, name: str | None = None) -> "Split":
+        return Split(self.images[idx], self.labels[idx], name or self.name)
+
+
+@dataclass
+class DataBundle:
+    name: str
+    classes: list[str]
+    train: Split
+    test: Split | None
+    val: Split | None = None  # held out of train (paper protocol); None: monitor the test split
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    small: bool = True  # CIFAR-like (32x32 recipe) rather than ImageNet-like
+    info: dict = field(default_factory=dict)
+
+    @property
+    def monitor(self) -> Split | None:
+        """What training evaluates: the held-out validation split, else the test split."""
+        return self.val if self.val is not None else self.test
+
+
+def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int = 0, download: bool = False,
+              skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0) -> DataBundle:
+    spec = spec or "digits"
+    if spec == "digits":
+        from .digits import load_digits_split
+        tr, te = load_digits_split("train"), load_digits_split("test")
+        bundle = DataBundle("digits", tr[2], Split(tr[0], tr[1]), Split(te[0], te[1], "test"),
+                            mean=DIGITS_MEAN, std=DIGITS_STD)
+    else:
+        bundle = _load_cifar_spec(spec, download) or _load_folder_spec(spec, cache_size, skip_bad, cache_dir)
+    if val_split:
+        bundle = hold_out(bundle, val_split, seed)
+    return bundle
+
+
+def hold_out(bundle: DataBundle, n: int, seed: int = 0) -> DataBundle:
+    """The paper's protocol: `n` training images become the validation split (fixed by `seed`)."""
+    if not 0 < n < len(bundle.train):
+        raise ReslabError(f"val_split={n} must be between 1 and {len(bundle.train) - 1} (training images)")
+    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(10_007 + seed))
+    bundle.val = bundle.train.subset(order[:n], "val")
+    bundle.train = bundle.train.subset(order[n:], "train")
+    return bundle
+
+
+def _load_cifar_spec(spec: str, download: bool) -> DataBundle | None:
+    name, _, path = spec.partition(":")
+    if name not in ("cifar10", "cifar100"):
+        p = Path(spec)
+        name = next((n for n in ("cifar10", "cifar100") if p.is_dir() and find_cifar_root(p, n)), "")
+        if not name:
+            return None
+        path = spec
+    root = Path(path or default_cache_dir() / "data")
+    if download:
+        download_cifar(root, name)
+    xtr, ytr, classes = load_cifar(root, name, "train")
+    xte, yte, _ = load_cifar(root, name, "test")
+    mean, std = (CIFAR10_MEAN, CIFAR10_STD) if name == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
+    return DataBundle(name, classes, Split(xtr, ytr), Split(xte, yte, "test"), mean=mean, std=std)
+
+
+def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_dir: str | None) -> DataBundle:
+    parts = [Path(p) for p in spec.split(",")]
+    for p in parts:
+        if not p.exists():
+            raise ReslabError(f"--data {p}: no such file or folder; use 'digits', 'cifar10[:DIR]', 'cifar100[:DIR]', "
+                              f"a folder with train/<class>/ and val/<class>/ (or test/), or tar archives of one")
+    root = extract_archives(parts, cache_dir) if all(p.is_file() for p in parts) else parts[0]
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    eval_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
+    train_idx = scan_image_folder(train_dir)
+    eval_idx = scan_image_folder(eval_dir) if eval_dir is not None else None
+    if eval_idx is not None and eval_idx.classes != train_idx.classes:
+        raise ReslabError(f"{eval_dir} and {train_dir} have different class folders")
+    size = cache_size or _native_size(train_idx.paths[0])
+    xtr, ytr = cached_folder(train_idx, size, cache_dir and Path(cache_dir), skip_bad)
+    test = None
+    if eval_idx is not None:
+        xte, yte = cached_folder(eval_idx, size, cache_dir and Path(cache_dir), skip_bad)
+        test = Split(xte, yte, eval_dir.name)
+    small = size <= 64
+    name = parts[0].name.split(".")[0] if parts[0].is_file() else root.name
+    return DataBundle(name, train_idx.classes, Split(xtr, ytr), test, small=small,
+                      info={"root": str(root), "cache_size": size})
+
+
+def _native_size(path: Path) -> int:
+    from PIL import Image
+    with Image.open(path) as img:
+        return min(img.size)
+
+
+def extract_archives(archives: list[Path], cache_dir: str | None) -> Path:
+    """Extract tar archives (once) into one cache folder keyed by their names, sizes and times."""
+    h = hashlib.sha256()
+    for a in archives:
+        st = a.stat()
+        h.update(f"{a.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    dest = Path(cache_dir or default_cache_dir()) / "extracted" / h.hexdigest()[:16]
+    done = dest / ".complete"
+    if not done.exists():
+        for a in archives:
+            log.info("extracting %s into %s", a, dest)
+            safe_extract(a, dest)
+        done.touch()
+    return dest

@@ -1,0 +1,237 @@
+"""Training configuration: typed sections, YAML recipes, `--section.field VALUE` overrides.
+
+Resolution order: dataclass defaults < recipe YAML < command-line flags. The resolved config is
+written next to every run (config.yaml) and travels inside its checkpoints.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ReslabError, choices_hint
+
+
+@dataclass
+class DataConfig:
+    source: str = "digits"          # digits | cifar10[:DIR] | cifar100[:DIR] | image folder | tar archive(s)
+    augment: str = "auto"           # auto | cifar | scale | rrc | none
+    crop: int = 0                   # network input size; 0: the cached image size (CIFAR 32, folders as cached)
+    cache_size: int = 0             # decode size for image folders (shorter side + centre crop); 0: native
+    val_split: int = 0              # hold this many training images out for validation (paper: 5000)
+    eval_test: bool = False         # with val_split, also evaluate the test split at the end
+    download: bool = False          # fetch CIFAR from the official address if missing
+    skip_bad: bool = False          # skip (and count) unreadable images instead of failing
+    stream: bool = False            # decode per batch with DataLoader workers (folders too big for memory)
+    workers: int = 2                # DataLoader workers of the streaming path
+    cache_dir: str = ""             # default: $RESLAB_CACHE or ~/.cache/reslab
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"               # sgd
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    decay_norm_and_bias: bool = True  # False: no weight decay on BN parameters and biases
+    label_smoothing: float = 0.0
+    ema_decay: float = 0.0          # > 0: keep an exponential moving average of the weights
+    grad_clip: float = 0.0
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "multistep"         # multistep | cosine | constant
+    steps: int = 0                  # total iterations (wins over epochs when > 0)
+    epochs: float = 0.0
+    milestones: list[float] = field(default_factory=list)  # in `unit`s
+    unit: str = "step"              # step | epoch: what milestones count
+    gamma: float = 0.1
+    warmup_steps: Any = 0           # int, or "auto": 400 for ResNet-110/1202 and pre-activation nets
+    warmup_lr: float = 0.01         # constant warm-up lr (the papers'); warmup_mode linear ramps instead
+    warmup_mode: str = "constant"   # constant | linear
+    min_lr: float = 0.0             # cosine floor
+
+
+@dataclass
+class RunConfig:
+    out: str = "runs"               # runs are written to OUT/NAME
+    name: str = ""                  # default: <model>-<data>-<time>
+    seed: int = 0
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    amp: str = "auto"               # auto | off | bf16 | fp16
+    channels_last: str = "auto"     # auto | on | off
+    compile: str = "auto"           # auto | off | default | reduce-overhead | max-autotune
+    log_every: int = 50             # steps between (host-synchronising) metric logs
+    eval_every: int = 0             # steps between evaluations; 0: once per epoch
+    ckpt_every: int = 0             # steps between numbered checkpoints; 0: at each evaluation
+    keep_ckpts: int = 3             # numbered checkpoints kept (plus last and best)
+    eval_batch: int = 512
+    ten_crop: bool = False          # evaluate with 10 crops (4 corners + centre, mirrored)
+    sync_bn: bool = False           # SyncBatchNorm under DDP
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = ""
+    model: str = "resnet20"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 128           # global batch (split across DDP ranks)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "run": RunConfig}
+CHOICES = {
+    "data.augment": ("auto", "cifar", "scale", "rrc", "none"), "optim.name": ("sgd",),
+    "schedule.name": ("multistep", "cosine", "constant"), "schedule.unit": ("step", "epoch"),
+    "schedule.warmup_mode": ("constant", "linear"), "run.amp": ("auto", "off", "bf16", "fp16"),
+    "run.channels_last": ("auto", "on", "off"),
+    "run.compile": ("auto", "off", "default", "reduce-overhead", "max-autotune"),
+}
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("reslab.training.recipes").iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_text(name: str) -> str:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path.read_text()
+    if name not in list_recipes():
+        raise ReslabError(f"unknown recipe {name!r}; {choices_hint(name, list_recipes())} (or a path to a .yaml file)")
+    return resources.files("reslab.training.recipes").joinpath(f"{name}.yaml").read_text()
+
+
+def build_config(recipe: str | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """defaults < recipe < overrides (flat dotted keys: {"optim.lr": 0.05, "model": "resnet56"})."""
+    values: dict[str, Any] = {}
+    if recipe:
+        try:
+            loaded = yaml.safe_load(recipe_text(recipe)) or {}
+        except yaml.YAMLError as e:
+            raise ReslabError(f"recipe {recipe}: invalid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise ReslabError(f"recipe {recipe}: expected a mapping at the top level")
+        loaded.pop("version", None)
+        values = _flatten(loaded)
+        values["recipe"] = recipe
+    values.update(overrides or {})
+    return from_flat(values)
+
+
+def from_flat(values: dict[str, Any]) -> TrainConfig:
+    cfg = TrainConfig()
+    valid = all_keys()
+    for key, value in values.items():
+        if key.startswith("model_args."):
+            cfg.model_args[key.split(".", 1)[1]] = value
+            continue
+        if key not in valid:
+            raise ReslabError(f"unknown config field {key!r}; {choices_hint(key, valid)}")
+        section, _, name = key.rpartition(".")
+        target = getattr(cfg, section) if section else cfg
+        setattr(target, name, _coerce(key, getattr(target, name), value))
+    validate(cfg)
+    return cfg
+
+
+def all_keys() -> list[str]:
+    keys = ["recipe", "model", "model_args", "batch_size"]
+    for section, cls in SECTIONS.items():
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+    return keys
+
+
+def field_default(key: str) -> Any:
+    section, _, name = key.rpartition(".")
+    obj = SECTIONS[section]() if section else TrainConfig()
+    return getattr(obj, name)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k in SECTIONS:
+            out.update(_flatten(v, f"{key}."))
+        elif k == "model_args" and isinstance(v, dict):
+            out.update({f"model_args.{a}": b for a, b in v.items()})
+        else:
+            out[key] = v
+    return out
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    if key == "schedule.warmup_steps" and value == "auto":
+        return value
+    if isinstance(value, str) and not isinstance(default, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ReslabError(f"{key}: cannot parse {value!r}") from None
+    try:
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if isinstance(default, int) and not isinstance(default, bool):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError
+            return value
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, list):
+            return [float(v) for v in (value if isinstance(value, list) else [value])]
+        if isinstance(default, str):
+            return str(value)
+    except (TypeError, ValueError):
+        raise ReslabError(f"{key}: expected {type(default).__name__}, got {value!r}") from None
+    return value
+
+
+def validate(cfg: TrainConfig) -> None:
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ReslabError(f"{key}={value!r} is invalid; choose one of {', '.join(choices)}")
+    checks = [("batch_size", cfg.batch_size > 0, "must be > 0"), ("optim.lr", cfg.optim.lr > 0, "must be > 0"),
+              ("optim.momentum", 0 <= cfg.optim.momentum < 1, "must be in [0, 1)"),
+              ("optim.weight_decay", cfg.optim.weight_decay >= 0, "must be >= 0"),
+              ("optim.label_smoothing", 0 <= cfg.optim.label_smoothing < 1, "must be in [0, 1)"),
+              ("optim.ema_decay", 0 <= cfg.optim.ema_decay < 1, "must be in [0, 1)"),
+              ("schedule.steps", cfg.schedule.steps >= 0, "must be >= 0"),
+              ("schedule.epochs", cfg.schedule.epochs >= 0, "must be >= 0"),
+              ("schedule.gamma", 0 < cfg.schedule.gamma <= 1, "must be in (0, 1]"),
+              ("run.log_every", cfg.run.log_every > 0, "must be > 0"),
+              ("run.keep_ckpts", cfg.run.keep_ckpts >= 1, "must be >= 1"),
+              ("data.val_split", cfg.data.val_split >= 0, "must be >= 0")]
+    for key, ok, rule in checks:
+        if not ok:
+            section, _, name = key.rpartition(".")
+            raise ReslabError(f"{key}={getattr(getattr(cfg, section) if section else cfg, name)!r} {rule}")
+    if cfg.schedule.steps == 0 and cfg.schedule.epochs == 0:
+        raise ReslabError("set a training length: schedule.steps (iterations) or schedule.epochs")
+    w = cfg.schedule.warmup_steps
+    if not (w == "auto" or (isinstance(w, int) and w >= 0)):
+        raise ReslabError(f"schedule.warmup_steps={w!r} must be a number of steps >= 0 or 'auto'")
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,37 @@
+"""End of a run: summary.json, the training-curve PNG, the confusion matrix and a summary table."""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from ..utils.progress import fmt_time
+from ..utils.table import format_table
+from . import plots
+
+if TYPE_CHECKING:
+    from .evaluate import EvalResult
+    from .setup import Run
+    from .trainer import RunResult
+
+
+def final_report(run: "Run", result: "RunResult", records: list[dict], last_eval: "EvalResult | None") -> None:
+    from .setup import write_json
+    summary = {"model": run.cfg.model, "data": run.data.name, "steps": result.steps, "wall_s": round(result.wall_s, 2),
+               "train_img_s": round(result.img_s, 1), "best_top1_err": result.best_err, **result.final,
+               "device": str(run.speed.device), "amp": str(run.speed.amp_dtype), "channels_last": run.speed.channels_last,
+               "compile": run.speed.compile_mode, "world_size": run.loader.world}
+    write_json(run.dir / "summary.json", summary)
+    plots.training_curves(records, run.dir / "curves.png", f"{run.cfg.model} on {run.data.name}")
+    if last_eval is not None:
+        plots.confusion_matrix(last_eval.confusion, run.data.classes, run.dir / f"confusion_{last_eval.split}.png",
+                               f"{run.cfg.model}: {last_eval.split} top-1 {100 * last_eval.top1:.2f}%")
+    rows = [{"what": k, "value": _fmt(k, v)} for k, v in summary.items()]
+    print("\n" + format_table(rows, [("what", "run summary"), ("value", str(run.dir))]), file=sys.stderr)
+
+
+def _fmt(key: str, v) -> str:
+    if key.endswith("_err") and isinstance(v, float):
+        return f"{100 * v:.2f}%"
+    if key == "wall_s":
+        return fmt_time(v)
+    return f"{v:,.1f}" if isinstance(v, float) else str(v)

@@ -1,0 +1,114 @@
+"""Everything a run needs before its first step: data, pipeline, model, optimizer, run folder."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.loader import DeviceLoader
+from ..data.pipeline import Pipeline, make_pipeline
+from ..data.sources import DataBundle, load_data
+from ..errors import ReslabError
+from ..models import create_model
+from ..models.resnet import ResNet
+from ..utils.io import atomic_write
+from . import distributed as dist
+from .config import TrainConfig, to_yaml
+from .device import Speed, resolve_speed
+from .optim import EMA, make_optimizer
+from .schedule import Schedule, make_schedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    cfg: TrainConfig
+    speed: Speed
+    data: DataBundle
+    pipeline: Pipeline
+    loader: DeviceLoader
+    raw_model: ResNet           # unwrapped: what is saved and evaluated
+    model: nn.Module            # what the step calls (DDP and/or compiled)
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    total_steps: int
+    ema: EMA | None
+    scaler: torch.amp.GradScaler | None
+    dir: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def meta(self, step: int) -> dict[str, Any]:
+        """What checkpoints carry for inference: model, classes, preprocessing, the run's config."""
+        return {"model": self.cfg.model, "classes": self.data.classes, "preprocess": self.pipeline.preprocess.to_dict(),
+                "dataset": self.data.name, "step": str(step), "train_config": to_yaml(self.cfg)}
+
+
+def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
+    speed = resolve_speed(cfg.run, dist.local_rank())
+    dist.init(speed.device)
+    data = _load_data_rank0_first(cfg)
+    pipeline = make_pipeline(data, cfg.data.augment, cfg.data.crop, speed.channels_last)
+    if data.monitor is None:
+        log.warning("no validation or test split found: training without evaluation")
+    loader = DeviceLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
+                          rank=dist.rank(), world=dist.world_size())
+    raw = create_model(cfg.model, num_classes=len(data.classes), **cfg.model_args).to(speed.device)
+    if speed.channels_last:
+        raw = raw.to(memory_format=torch.channels_last)
+    if dist.is_distributed() and cfg.run.sync_bn:
+        raw = nn.SyncBatchNorm.convert_sync_batchnorm(raw)
+    model: nn.Module = raw
+    if dist.is_distributed():
+        model = nn.parallel.DistributedDataParallel(raw, device_ids=[speed.device.index] if speed.device.type == "cuda" else None)
+    if speed.compile_mode:
+        model = torch.compile(model, mode=speed.compile_mode)
+    optimizer = make_optimizer(raw, cfg.optim)
+    spe = len(loader)
+    total = cfg.schedule.steps or max(1, int(round(cfg.schedule.epochs * spe)))
+    schedule = make_schedule(cfg.schedule, cfg.optim.lr, total, spe, cfg.model, raw.cfg)
+    ema = EMA(raw, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+    scaler = torch.amp.GradScaler(speed.device.type) if speed.amp_dtype == torch.float16 else None
+    directory = run_dir or _new_run_dir(cfg, data)
+    run = Run(cfg, speed, data, pipeline, loader, raw, model, optimizer, schedule, total, ema, scaler, directory)
+    if dist.is_main():
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(directory / "config.yaml", lambda p: p.write_text(to_yaml(cfg)))
+    return run
+
+
+def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
+    d = cfg.data
+    kw = dict(cache_size=d.cache_size or None, val_split=d.val_split, download=d.download, skip_bad=d.skip_bad,
+              cache_dir=d.cache_dir or None, seed=0)
+    if dist.is_main():
+        data = load_data(d.source, **kw)
+        dist.barrier()
+    else:
+        dist.barrier()  # the main rank has filled the decode cache
+        data = load_data(d.source, **kw)
+    return data
+
+
+def _new_run_dir(cfg: TrainConfig, data: DataBundle) -> Path:
+    name = cfg.run.name or f"{cfg.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = dist.broadcast_object(name)
+    path = Path(cfg.run.out) / name
+    if (path / "checkpoints").exists() and dist.is_main():
+        raise ReslabError(f"run folder {path} already has checkpoints: pass --resume {path} to continue it, "
+                          f"or choose another --name")
+    return path
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, default=float)))
