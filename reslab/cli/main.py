@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import ReslabError
-from . import models_cmd
+from ..errors import ReslabError, choices_hint
+from . import eval_cmd, models_cmd, train_cmd
 
-COMMANDS = [models_cmd]
+COMMANDS = [train_cmd, eval_cmd, models_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,11 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flags = [o for a in _subparser(parser, args.command)._actions for o in a.option_strings]
+        flag = unknown[0].split("=")[0]
+        print(f"reslab: error: unknown option {flag}; {choices_hint(flag, flags)}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         return int(args.func(args) or 0)
     except ReslabError as e:
+        from ..training.trainer import Interrupted
+        if isinstance(e, Interrupted):
+            print(f"reslab: {e}", file=sys.stderr)
+            return 130
         print(f"reslab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -39,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    return parser
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def build_config(recipe: str | None = None, overrides: dict[str, Any] | None = N
             raise ReslabError(f"recipe {recipe}: expected a mapping at the top level")
         loaded.pop("version", None)
         values = _flatten(loaded)
-        values["recipe"] = recipe
+        values.setdefault("recipe", recipe)  # a saved run config keeps naming its original recipe
     values.update(overrides or {})
     return from_flat(values)
 

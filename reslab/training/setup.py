@@ -63,6 +63,7 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         log.warning("no validation or test split found: training without evaluation")
     loader = DeviceLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
                           rank=dist.rank(), world=dist.world_size())
+    torch.manual_seed(cfg.run.seed)  # the initial weights are part of what a seed fixes
     raw = create_model(cfg.model, num_classes=len(data.classes), **cfg.model_args).to(speed.device)
     if speed.channels_last:
         raw = raw.to(memory_format=torch.channels_last)

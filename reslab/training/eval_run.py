@@ -1,0 +1,93 @@
+"""Evaluate any checkpoint the model zoo loads on a data set: metrics, per-class accuracy, PNG."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.pipeline import Preprocess
+from ..data.sources import load_data
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from ..errors import ReslabError
+from ..models import create_model, load_model, read_checkpoint
+from . import plots
+from .device import resolve_device
+from .evaluate import EvalResult, evaluate
+
+
+@dataclass
+class EvalReport:
+    result: EvalResult
+    classes: list[str]
+    weights: str
+    out: Path | None
+
+
+def resolve_weights(path: str) -> Path:
+    """A weights file, a checkpoint folder, or a run folder (-> its best, else last checkpoint)."""
+    p = Path(path)
+    for candidate in (p, p / "model.safetensors", p / "checkpoints" / "best" / "model.safetensors",
+                      p / "checkpoints" / "last" / "model.safetensors"):
+        if candidate.is_file():
+            return candidate
+    raise ReslabError(f"no weights at {path} (a .safetensors/.pth/.th file, a checkpoint folder or a run folder)")
+
+
+def evaluate_checkpoint(weights: str, data: str | None, *, model: str | None = None, split: str = "test",
+                        device: str = "auto", batch_size: int = 256, ten_crop: bool = False,
+                        mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                        crop: int = 0, out: str | None = None, cache_size: int = 0) -> EvalReport:
+    path = resolve_weights(weights)
+    ckpt = read_checkpoint(path)
+    meta = ckpt.metadata
+    classes = json.loads(meta["classes"]) if "classes" in meta else None
+    pre = json.loads(meta["preprocess"]) if "preprocess" in meta else {}
+    bundle = load_data(data or "digits", cache_size=cache_size or pre.get("image_size") or None)
+    target = {"test": bundle.test, "val": bundle.val or bundle.test, "train": bundle.train}.get(split)
+    if target is None:
+        raise ReslabError(f"--data {data} has no {split} split")
+    if ckpt.config is not None:
+        net = load_model(path)
+    elif model:
+        net = create_model(model, weights=path, num_classes=_num_classes(ckpt))
+    else:
+        raise ReslabError(f"{path} ({ckpt.source}) does not say its architecture: pass --model NAME")
+    n_cls = net.cfg.num_classes
+    if n_cls != len(bundle.classes):
+        raise ReslabError(f"the model has {n_cls} classes but --data {data} has {len(bundle.classes)}")
+    if classes and classes != bundle.classes:
+        raise ReslabError(f"class names differ between the checkpoint and the data: {classes[:5]}... vs {bundle.classes[:5]}...")
+    size = int(target.images.shape[-1])
+    p = Preprocess(tuple(mean or pre.get("mean") or IMAGENET_MEAN), tuple(std or pre.get("std") or IMAGENET_STD),
+                   size, crop or min(pre.get("crop", size), size))
+    dev = resolve_device(device)
+    net = net.to(dev)
+
+    def prepare(u8: torch.Tensor) -> torch.Tensor:
+        x = normalize(u8, p.mean, p.std)
+        if not ten_crop and p.crop < size:
+            from ..data.transforms import center_crop
+            x = center_crop(x, p.crop)
+        return x
+
+    res = evaluate(net, target, n_cls, prepare, dev, batch_size, None, p.crop if ten_crop else 0)
+    out_dir = Path(out) if out else (path.parent / "eval" if ckpt.config is not None else None)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plots.confusion_matrix(res.confusion, bundle.classes, out_dir / f"confusion_{split}.png",
+                               f"{path.name} on {bundle.name} {split}: top-1 {100 * res.top1:.2f}%")
+        (out_dir / f"metrics_{split}.json").write_text(json.dumps(report_dict(res, bundle.classes, str(path)), indent=1))
+    return EvalReport(res, bundle.classes, str(path), out_dir)
+
+
+def _num_classes(ckpt) -> int | None:
+    w = ckpt.state_dict.get("fc.weight")
+    return int(w.shape[0]) if w is not None else None
+
+
+def report_dict(res: EvalResult, classes: list[str], weights: str) -> dict:
+    return {"weights": weights, "split": res.split, "images": res.n, "top1_err": res.top1_err, "top5_err": res.top5_err,
+            "top1_acc": res.top1, "loss": res.loss,
+            "per_class_acc": dict(zip(classes, res.per_class())), "confusion": res.confusion.tolist()}

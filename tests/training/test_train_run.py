@@ -1,0 +1,108 @@
+"""End to end on the bundled digits: accuracy, files, exact resume after SIGKILL / Ctrl-C, NaN, disk full."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from reslab import ReslabError, read_checkpoint
+from reslab.training import build_config, train
+from reslab.training.tensorboard import read_scalars
+
+FAST = {"model": "resnet20", "model_args.depth": 8, "batch_size": 32, "run.progress": False}
+
+
+def cfg(tmp_path, name, **over):
+    return build_config("default", {**FAST, "run.out": str(tmp_path), "run.name": name, **over})
+
+
+def test_default_trains_well_above_chance_and_writes_everything(tmp_path):
+    r = train(cfg(tmp_path, "run", **{"schedule.epochs": 4}))
+    assert r.final["test/top1_err"] < 0.5  # chance is 90 % error
+    d = r.dir
+    for f in ["config.yaml", "metrics.jsonl", "summary.json", "curves.png", "confusion_test.png"]:
+        assert (d / f).is_file(), f
+    assert (d / "checkpoints" / "last" / "model.safetensors").is_file() and (d / "checkpoints" / "best").is_symlink()
+    recs = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert {"train", "eval"} == {r["kind"] for r in recs} and all(r["img_s"] > 0 for r in recs if r["kind"] == "train")
+    tb = read_scalars(next((d / "tensorboard").glob("events.out.tfevents.*")))
+    assert any(tag == "train/loss" for _, tag, _ in tb) and any(tag == "test/top1_err" for _, tag, _ in tb)
+    meta = read_checkpoint(d / "checkpoints/last/model.safetensors").metadata
+    assert json.loads(meta["classes"]) == [str(i) for i in range(10)] and "mean" in json.loads(meta["preprocess"])
+    state = torch.load(d / "checkpoints/last/state.pt", weights_only=True)
+    assert state["step"] == r.steps and "optimizer" in state and "rng" in state
+
+
+def _cli(tmp_path, name, *extra):
+    return [sys.executable, "-m", "reslab", "train", "--model", "resnet20", "--model-arg", "depth=8",
+            "--batch-size", "32", "--out", str(tmp_path), "--name", name, "--steps", "120", "--run.ckpt_every", "10",
+            "--run.eval_every", "40", "--run.progress", "false", *extra]
+
+
+def _final_weights(run: Path) -> dict:
+    return load_file(str(run / "checkpoints" / "last" / "model.safetensors"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_run_resumes_bit_identically(tmp_path, sig):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_cli(tmp_path, "straight"), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(_cli(tmp_path, "cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpts = tmp_path / "cut" / "checkpoints"
+    deadline = time.time() + 120
+    while not (ckpts / "step-00000020").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == (-9 if sig == signal.SIGKILL else 130), err.decode()[-2000:]
+    cut_at = int(os.readlink(ckpts / "last").split("-")[1])
+    assert cut_at < 120  # it really was interrupted before the end
+    if sig == signal.SIGINT:
+        assert b"--resume" in err
+    subprocess.run([sys.executable, "-m", "reslab", "train", "--resume", str(tmp_path / "cut")], check=True, env=env,
+                   capture_output=True)
+    a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    c = cfg(tmp_path, "nan", **{"schedule.steps": 60, "schedule.name": "constant", "schedule.warmup_steps": 10,
+                                "schedule.warmup_mode": "constant", "schedule.warmup_lr": 0.01, "optim.lr": 1e12,
+                                "run.ckpt_every": 10, "run.eval_every": 1000, "run.log_every": 5})
+    with pytest.raises(ReslabError, match="NaN or infinite by step .* last good checkpoint .* untouched"):
+        train(c)
+    last = tmp_path / "nan" / "checkpoints" / "last"
+    assert os.readlink(last) == "step-00000010"
+    assert all(torch.isfinite(t).all() for t in load_file(str(last / "model.safetensors")).values())
+
+
+def test_disk_full_during_checkpoint_keeps_earlier_ones(tmp_path, monkeypatch):
+    c = cfg(tmp_path, "full", **{"schedule.steps": 30, "run.ckpt_every": 10, "run.eval_every": 1000})
+    real = torch.save
+    calls = {"n": 0}
+
+    def flaky(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", flaky)
+    with pytest.raises(ReslabError, match="disk full .* earlier checkpoints are intact"):
+        train(c)
+    ckpts = tmp_path / "full" / "checkpoints"
+    assert os.readlink(ckpts / "last") == "step-00000010"
+    assert not list(ckpts.glob(".step-*"))
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path):
+    train(cfg(tmp_path, "once", **{"schedule.steps": 5}))
+    with pytest.raises(ReslabError, match="--resume"):
+        train(cfg(tmp_path, "once", **{"schedule.steps": 5}))
