@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,30 @@ class RunResult:
     best_err: float
     wall_s: float
     img_s: float
+
+
+class _StopRequest:
+    """SIGINT sets a flag that the loop reads between steps, so the checkpoint it then writes is a
+    consistent step boundary (an interrupt inside optimizer.step() would not be). A second Ctrl-C
+    aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
 
 
 class _Clock:
@@ -120,9 +146,7 @@ def _restore(run: Run, ckpt: Path, state: dict) -> int:
 
 def _loop(run: Run, start: int, state: dict) -> RunResult:
     cfg, dev = run.cfg, run.speed.device
-    spe, total, batch = len(run.loader), run.total_steps, cfg.batch_size
-    eval_every = cfg.run.eval_every or spe
-    ckpt_every = cfg.run.ckpt_every or eval_every
+    total, batch = run.total_steps, cfg.batch_size
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
     metrics = _Metrics(run)
     best = float(state.get("best_err", float("inf")))
@@ -135,38 +159,53 @@ def _loop(run: Run, start: int, state: dict) -> RunResult:
     last_eval: EvalResult | None = None
     t0, step = time.perf_counter(), start
     run.model.train()
+    stop = _StopRequest()
     try:
-        while step < total:
-            for x, y in run.loader.epoch(step // spe, start=step % spe):
-                _train_step(run, criterion, x, y, step, acc, bad)
-                step += 1
-                clock.steps += 1
-                if step % cfg.run.log_every == 0 or step == total:
-                    rec = _log_train(run, acc, bad, step, clock.lap_rate(batch))
-                    metrics.write(rec)
-                    progress.update(step * batch, f"loss {rec['loss']:.3f} err {100 * rec['err']:.1f}% "
-                                                  f"lr {rec['lr']:.3g} {rec['img_s']:,.0f} img/s")
-                do_eval = step % eval_every == 0 or step == total
-                if do_eval or step % ckpt_every == 0:
-                    clock.pause()
-                    _check_finite(run, bad, step)  # never save over a good checkpoint with NaN weights
-                    is_best = False
-                    if do_eval:
-                        last_eval = _evaluate(run, step, metrics)
-                        is_best = last_eval is not None and last_eval.top1_err < best
-                        best = last_eval.top1_err if is_best else best
-                    _save(run, step, best, is_best)
-                    clock.resume()
-                if step >= total:
-                    break
+        with stop:
+            step, last_eval, best = _epochs(run, step, total, criterion, acc, bad, clock, metrics, progress, stop, best)
+        if stop.requested:
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         progress.close()
-        _interrupted(run, step, bad, best)
+        _interrupted(run, step, bad, best, consistent=stop.requested)
     finally:
         progress.close()
     metrics.close()
     wall = time.perf_counter() - t0
     return _finish(run, step, start, best, wall, clock.total, metrics.records, last_eval)
+
+
+def _epochs(run: Run, step: int, total: int, criterion, acc, bad, clock: "_Clock", metrics: "_Metrics",
+            progress: Progress, stop: _StopRequest, best: float) -> tuple[int, EvalResult | None, float]:
+    """Train from `step` to `total` (or until a stop is requested); evaluate and save on schedule."""
+    cfg, spe, batch = run.cfg, len(run.loader), run.cfg.batch_size
+    eval_every = cfg.run.eval_every or spe
+    ckpt_every = cfg.run.ckpt_every or eval_every
+    last_eval: EvalResult | None = None
+    while step < total and not stop.requested:
+        for x, y in run.loader.epoch(step // spe, start=step % spe):
+            _train_step(run, criterion, x, y, step, acc, bad)
+            step += 1
+            clock.steps += 1
+            if step % cfg.run.log_every == 0 or step == total:
+                rec = _log_train(run, acc, bad, step, clock.lap_rate(batch))
+                metrics.write(rec)
+                progress.update(step * batch, f"loss {rec['loss']:.3f} err {100 * rec['err']:.1f}% "
+                                              f"lr {rec['lr']:.3g} {rec['img_s']:,.0f} img/s")
+            do_eval = step % eval_every == 0 or step == total
+            if do_eval or step % ckpt_every == 0:
+                clock.pause()
+                _check_finite(run, bad, step)  # never save over a good checkpoint with NaN weights
+                is_best = False
+                if do_eval:
+                    last_eval = _evaluate(run, step, metrics)
+                    is_best = last_eval is not None and last_eval.top1_err < best
+                    best = last_eval.top1_err if is_best else best
+                _save(run, step, best, is_best)
+                clock.resume()
+            if step >= total or stop.requested:
+                break
+    return step, last_eval, best
 
 
 def _train_step(run: Run, criterion, x, y, step: int, acc: torch.Tensor, bad: torch.Tensor) -> None:
@@ -246,12 +285,11 @@ def _save(run: Run, step: int, best: float, is_best: bool) -> None:
     dist.barrier()
 
 
-def _interrupted(run: Run, step: int, bad: torch.Tensor, best: float) -> None:
-    try:
-        _check_finite(run, bad, step)
-        _save(run, step, best, False)
-    except ReslabError:
-        raise
+def _interrupted(run: Run, step: int, bad: torch.Tensor, best: float, consistent: bool) -> None:
+    if not consistent:  # aborted inside a step: not a step boundary, so keep the last checkpoint
+        raise Interrupted(f"aborted; the last checkpoint is kept; continue with: reslab train --resume {run.dir}")
+    _check_finite(run, bad, step)
+    _save(run, step, best, False)
     raise Interrupted(f"interrupted at step {step}: checkpoint saved; continue with: reslab train --resume {run.dir}")
 
 
