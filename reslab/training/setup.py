@@ -56,6 +56,9 @@ class Run:
 
 def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     speed = resolve_speed(cfg.run, dist.local_rank())
+    if cfg.run.sync_bn and speed.device.type != "cuda":
+        raise ReslabError("run.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); on CPU each "
+                          "process normalises with its own batch statistics")
     dist.init(speed.device)
     data = _load_data_rank0_first(cfg)
     pipeline = make_pipeline(data, cfg.data.augment, cfg.data.crop, speed.channels_last)

@@ -1,0 +1,65 @@
+"""DDP through torchrun on CPU (gloo): 2 processes train, only rank 0 writes; a dead rank ends the job."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def torchrun(tmp_path, name, *extra, steps=30):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "reslab", "train", "--model", "resnet20", "--model-arg", "depth=8", "--batch-size", "32",
+            "--out", str(tmp_path), "--name", name, "--steps", str(steps), "--run.eval_every", "15",
+            "--run.log_every", "5", "--run.progress", "false", *extra]
+
+
+def test_two_process_gloo_training(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(torchrun(tmp_path, "ddp"), env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "ddp"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["test/top1_err"] < 0.9
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs if r["kind"] == "train"] == [5, 10, 15, 20, 25, 30]  # one writer, not two
+    assert len(list((run / "tensorboard").iterdir())) == 1
+    assert (run / "checkpoints" / "last" / "model.safetensors").is_file()
+
+
+def _children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def test_a_dead_rank_ends_the_job_with_an_error(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESLAB_DIST_TIMEOUT": "30"}
+    proc = subprocess.Popen(torchrun(tmp_path, "dies", steps=100000), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "dies" / "metrics.jsonl"
+    deadline = time.time() + 180
+    while (not metrics.exists() or not metrics.read_text()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    workers = _children(proc.pid)
+    assert len(workers) == 2, workers
+    os.kill(workers[1], signal.SIGKILL)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the surviving rank hung after its peer died")
+    assert proc.returncode != 0
+    assert "FAILED" in err or "Error" in err
+
+
+def test_sync_bn_on_cpu_is_a_clear_error(tmp_path):
+    from reslab import ReslabError
+    from reslab.training import build_config, train
+    cfg = build_config("default", {"run.sync_bn": True, "run.device": "cpu", "run.out": str(tmp_path)})
+    with pytest.raises(ReslabError, match="SyncBatchNorm is GPU-only"):
+        train(cfg)
