@@ -105,8 +105,10 @@ def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_d
             raise ReslabError(f"--data {p}: no such file or folder; use 'digits', 'cifar10[:DIR]', 'cifar100[:DIR]', "
                               f"a folder with train/<class>/ and val/<class>/ (or test/), or tar archives of one")
     root = extract_archives(parts, cache_dir) if all(p.is_file() for p in parts) else parts[0]
-    train_dir = root / "train" if (root / "train").is_dir() else root
     eval_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
+    # ROOT/train + ROOT/val|test, or ROOT/<class> (training only), or ROOT/val|test alone (evaluation only)
+    train_dir = root / "train" if (root / "train").is_dir() else (eval_dir if eval_dir is not None else root)
+    eval_only = train_dir == eval_dir
     train_idx = scan_image_folder(train_dir)
     eval_idx = scan_image_folder(eval_dir) if eval_dir is not None else None
     if eval_idx is not None and eval_idx.classes != train_idx.classes:
@@ -120,7 +122,7 @@ def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_d
     small = size <= 64
     name = parts[0].name.split(".")[0] if parts[0].is_file() else root.name
     return DataBundle(name, train_idx.classes, Split(xtr, ytr), test, small=small,
-                      info={"root": str(root), "cache_size": size})
+                      info={"root": str(root), "cache_size": size, "eval_only": eval_only})
 
 
 def _native_size(path: Path) -> int:

