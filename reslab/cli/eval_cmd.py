@@ -17,6 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("test", "val", "train"))
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
+                   help="autocast precision; auto = what `reslab train` uses on this device")
     p.add_argument("--ten-crop", action="store_true", help="average 10 crops (corners + centre, mirrored)")
     p.add_argument("--crop", type=int, default=0, help="network input size (default: the checkpoint's, else the image's)")
     p.add_argument("--mean", type=float, nargs=3, default=None, help="normalisation (default: checkpoint's, else ImageNet's)")
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.eval_run import evaluate_checkpoint, report_dict
     rep = evaluate_checkpoint(args.weights, args.data, model=args.model, split=args.split, device=args.device,
                               batch_size=args.batch_size, ten_crop=args.ten_crop, mean=args.mean, std=args.std,
-                              crop=args.crop, out=args.out)
+                              crop=args.crop, out=args.out, amp=args.amp)
     r = rep.result
     if args.json:
         print(json.dumps(report_dict(r, rep.classes, rep.weights), indent=1))

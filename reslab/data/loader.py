@@ -10,13 +10,27 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from .sources import Split
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sources import Split
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # uint8 batch -> float batch
 
 
+def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1, shuffle: bool = True) -> torch.Tensor:
+    """This rank's sample indices for `epoch`: one permutation shared by all ranks, strided, equal lengths."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)) if shuffle else torch.arange(n)
+    return perm[rank::world][: n // world]
+
+
+def batch_generator(seed: int, epoch: int, batch: int, rank: int = 0) -> torch.Generator:
+    """The augmentation randomness of one batch, a function of (seed, epoch, batch, rank) only."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 100_003 + batch) * 8 + rank)
+
+
 class DeviceLoader:
-    def __init__(self, split: Split, batch_size: int, device: torch.device, augment: Augment, *, seed: int = 0,
+    def __init__(self, split: "Split", batch_size: int, device: torch.device, augment: Augment, *, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = True, rank: int = 0, world: int = 1) -> None:
         if batch_size % world:
             raise ValueError(f"batch size {batch_size} must be divisible by the number of processes {world}")
@@ -35,25 +49,26 @@ class DeviceLoader:
         return self.steps_per_epoch
 
     def order(self, epoch: int) -> torch.Tensor:
-        n = len(self.labels)
-        perm = (torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-                if self.shuffle else torch.arange(n))
-        return perm[self.rank::self.world][: self.per_rank]
+        return epoch_order(len(self.labels), self.seed, epoch, self.rank, self.world, self.shuffle)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of `epoch` from batch index `start` on."""
         idx = self.order(epoch).to(self.device)
         for b in range(start, self.steps_per_epoch):
             sel = idx[b * self.local_batch:(b + 1) * self.local_batch]
-            gen = torch.Generator().manual_seed(((self.seed * 1_000_003 + epoch) * 100_003 + b) * 8 + self.rank)
-            yield self.augment(self.images[sel], gen), self.labels[sel]
+            yield self.augment(self.images[sel], batch_generator(self.seed, epoch, b, self.rank)), self.labels[sel]
 
 
-def eval_batches(split: Split, batch_size: int, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
+def eval_batches(split: "Split", batch_size: int, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
                  rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Every image once, in order; each rank a contiguous shard (metrics are summed across ranks)."""
     n = len(split)
     lo, hi = n * rank // world, n * (rank + 1) // world
+    if not hasattr(split, "images"):  # a StreamSplit: decode with workers
+        from .streaming import stream_batches
+        for x, y in stream_batches(split, torch.arange(lo, hi), batch_size, 2, device, drop_last=False):
+            yield prepare(x), y
+        return
     for i in range(lo, hi, batch_size):
         j = min(i + batch_size, hi)
         yield prepare(split.images[i:j].to(device, non_blocking=True)), split.labels[i:j].to(device, non_blocking=True)

@@ -59,7 +59,7 @@ class Pipeline:
 
 
 def make_pipeline(bundle: DataBundle, augment: str = "auto", crop: int = 0, channels_last: bool = False) -> Pipeline:
-    size = int(bundle.train.images.shape[-1])
+    size = int(bundle.train.image_shape[-1])
     crop = crop or size
     if crop > size:
         raise ReslabError(f"data.crop={crop} is larger than the images ({size}); lower it or raise data.cache_size")

@@ -17,6 +17,7 @@ from ..errors import ReslabError
 from .cache import cached_folder, default_cache_dir
 from .cifar import download_cifar, find_cifar_root, load_cifar, safe_extract
 from .folder import scan_image_folder
+from .streaming import StreamSplit
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ class Split:
 
     def subset(self, idx: torch.Tensor, name: str | None = None) -> "Split":
         return Split(self.images[idx], self.labels[idx], name or self.name)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
 
 
 @dataclass
@@ -57,7 +62,7 @@ class DataBundle:
 
 
 def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int = 0, download: bool = False,
-              skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0) -> DataBundle:
+              skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0, stream: bool = False) -> DataBundle:
     spec = spec or "digits"
     if spec == "digits":
         from .digits import load_digits_split
@@ -65,7 +70,7 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
         bundle = DataBundle("digits", tr[2], Split(tr[0], tr[1]), Split(te[0], te[1], "test"),
                             mean=DIGITS_MEAN, std=DIGITS_STD)
     else:
-        bundle = _load_cifar_spec(spec, download) or _load_folder_spec(spec, cache_size, skip_bad, cache_dir)
+        bundle = _load_cifar_spec(spec, download) or _load_folder_spec(spec, cache_size, skip_bad, cache_dir, stream)
     if val_split:
         bundle = hold_out(bundle, val_split, seed)
     return bundle
@@ -75,6 +80,8 @@ def hold_out(bundle: DataBundle, n: int, seed: int = 0) -> DataBundle:
     """The paper's protocol: `n` training images become the validation split (fixed by `seed`)."""
     if not 0 < n < len(bundle.train):
         raise ReslabError(f"val_split={n} must be between 1 and {len(bundle.train) - 1} (training images)")
+    if isinstance(bundle.train, StreamSplit):
+        raise ReslabError("data.val_split works with in-memory data; with data.stream use a val/ folder")
     order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(10_007 + seed))
     bundle.val = bundle.train.subset(order[:n], "val")
     bundle.train = bundle.train.subset(order[n:], "train")
@@ -98,7 +105,8 @@ def _load_cifar_spec(spec: str, download: bool) -> DataBundle | None:
     return DataBundle(name, classes, Split(xtr, ytr), Split(xte, yte, "test"), mean=mean, std=std)
 
 
-def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_dir: str | None) -> DataBundle:
+def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_dir: str | None,
+                      stream: bool = False) -> DataBundle:
     parts = [Path(p) for p in spec.split(",")]
     for p in parts:
         if not p.exists():
@@ -114,14 +122,18 @@ def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_d
     if eval_idx is not None and eval_idx.classes != train_idx.classes:
         raise ReslabError(f"{eval_dir} and {train_dir} have different class folders")
     size = cache_size or _native_size(train_idx.paths[0])
-    xtr, ytr = cached_folder(train_idx, size, cache_dir and Path(cache_dir), skip_bad)
-    test = None
-    if eval_idx is not None:
-        xte, yte = cached_folder(eval_idx, size, cache_dir and Path(cache_dir), skip_bad)
-        test = Split(xte, yte, eval_dir.name)
+    if stream:  # decoded per batch by DataLoader workers (data.stream)
+        train = StreamSplit(train_idx.paths, torch.tensor(train_idx.labels), size)
+        test = StreamSplit(eval_idx.paths, torch.tensor(eval_idx.labels), size, eval_dir.name) if eval_idx else None
+    else:
+        xtr, ytr = cached_folder(train_idx, size, cache_dir and Path(cache_dir), skip_bad)
+        train, test = Split(xtr, ytr), None
+        if eval_idx is not None:
+            xte, yte = cached_folder(eval_idx, size, cache_dir and Path(cache_dir), skip_bad)
+            test = Split(xte, yte, eval_dir.name)
     small = size <= 64
     name = parts[0].name.split(".")[0] if parts[0].is_file() else root.name
-    return DataBundle(name, train_idx.classes, Split(xtr, ytr), test, small=small,
+    return DataBundle(name, train_idx.classes, train, test, small=small,
                       info={"root": str(root), "cache_size": size, "eval_only": eval_only})
 
 

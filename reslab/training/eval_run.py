@@ -13,7 +13,8 @@ from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from ..errors import ReslabError
 from ..models import create_model, load_model, read_checkpoint
 from . import plots
-from .device import resolve_device
+from .config import RunConfig
+from .device import resolve_speed
 from .evaluate import EvalResult, evaluate
 
 
@@ -38,7 +39,7 @@ def resolve_weights(path: str) -> Path:
 def evaluate_checkpoint(weights: str, data: str | None, *, model: str | None = None, split: str = "test",
                         device: str = "auto", batch_size: int = 256, ten_crop: bool = False,
                         mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                        crop: int = 0, out: str | None = None, cache_size: int = 0) -> EvalReport:
+                        crop: int = 0, out: str | None = None, cache_size: int = 0, amp: str = "auto") -> EvalReport:
     path = resolve_weights(weights)
     ckpt = read_checkpoint(path)
     meta = ckpt.metadata
@@ -59,10 +60,11 @@ def evaluate_checkpoint(weights: str, data: str | None, *, model: str | None = N
         raise ReslabError(f"the model has {n_cls} classes but --data {data} has {len(bundle.classes)}")
     if classes and classes != bundle.classes:
         raise ReslabError(f"class names differ between the checkpoint and the data: {classes[:5]}... vs {bundle.classes[:5]}...")
-    size = int(target.images.shape[-1])
+    size = int(target.image_shape[-1])
     p = Preprocess(tuple(mean or pre.get("mean") or IMAGENET_MEAN), tuple(std or pre.get("std") or IMAGENET_STD),
                    size, crop or min(pre.get("crop", size), size))
-    dev = resolve_device(device)
+    speed = resolve_speed(RunConfig(device=device, amp=amp))  # the same precision `reslab train` evaluates with
+    dev = speed.device
     net = net.to(dev)
 
     def prepare(u8: torch.Tensor) -> torch.Tensor:
@@ -72,7 +74,7 @@ def evaluate_checkpoint(weights: str, data: str | None, *, model: str | None = N
             x = center_crop(x, p.crop)
         return x
 
-    res = evaluate(net, target, n_cls, prepare, dev, batch_size, None, p.crop if ten_crop else 0)
+    res = evaluate(net, target, n_cls, prepare, dev, batch_size, speed.amp_dtype, p.crop if ten_crop else 0)
     out_dir = Path(out) if out else (path.parent / "eval" if ckpt.config is not None else None)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from torch import nn
 from ..data.loader import DeviceLoader
 from ..data.pipeline import Pipeline, make_pipeline
 from ..data.sources import DataBundle, load_data
+from ..data.streaming import StreamLoader, StreamSplit
 from ..errors import ReslabError
 from ..models import create_model
 from ..models.resnet import ResNet
@@ -33,7 +34,7 @@ class Run:
     speed: Speed
     data: DataBundle
     pipeline: Pipeline
-    loader: DeviceLoader
+    loader: DeviceLoader | StreamLoader
     raw_model: ResNet           # unwrapped: what is saved and evaluated
     model: nn.Module            # what the step calls (DDP and/or compiled)
     optimizer: torch.optim.Optimizer
@@ -66,8 +67,12 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     pipeline = make_pipeline(data, cfg.data.augment, cfg.data.crop, speed.channels_last)
     if data.monitor is None:
         log.warning("no validation or test split found: training without evaluation")
-    loader = DeviceLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
-                          rank=dist.rank(), world=dist.world_size())
+    if isinstance(data.train, StreamSplit):
+        loader = StreamLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
+                              workers=cfg.data.workers, rank=dist.rank(), world=dist.world_size())
+    else:
+        loader = DeviceLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
+                              rank=dist.rank(), world=dist.world_size())
     torch.manual_seed(cfg.run.seed)  # the initial weights are part of what a seed fixes
     raw = create_model(cfg.model, num_classes=len(data.classes), **cfg.model_args).to(speed.device)
     if speed.channels_last:
@@ -96,7 +101,7 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
 def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
     d = cfg.data
     kw = dict(cache_size=d.cache_size or None, val_split=d.val_split, download=d.download, skip_bad=d.skip_bad,
-              cache_dir=d.cache_dir or None, seed=0)
+              cache_dir=d.cache_dir or None, seed=0, stream=d.stream)
     if dist.is_main():
         data = load_data(d.source, **kw)
         dist.barrier()
