@@ -16,4 +16,3 @@ def test_imagenette_val_archive(tmp_path):
     assert b.classes == WNIDS and b.info["eval_only"]
     assert b.test.images.shape == (3925, 3, 64, 64) and b.test.images.dtype == torch.uint8
     assert torch.bincount(b.test.labels).min() > 300
-    assert not b.small
