@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ReslabError, choices_hint
-from . import eval_cmd, models_cmd, train_cmd
+from . import analyze_cmd, eval_cmd, experiment_cmd, models_cmd, train_cmd
 
-COMMANDS = [train_cmd, eval_cmd, models_cmd]
+COMMANDS = [train_cmd, eval_cmd, models_cmd, experiment_cmd, analyze_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

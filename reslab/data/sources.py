@@ -62,7 +62,8 @@ class DataBundle:
 
 
 def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int = 0, download: bool = False,
-              skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0, stream: bool = False) -> DataBundle:
+              skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0, stream: bool = False,
+              train_subset: int = 0, eval_subset: int = 0) -> DataBundle:
     spec = spec or "digits"
     if spec == "digits":
         from .digits import load_digits_split
@@ -73,6 +74,22 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
         bundle = _load_cifar_spec(spec, download) or _load_folder_spec(spec, cache_size, skip_bad, cache_dir, stream)
     if val_split:
         bundle = hold_out(bundle, val_split, seed)
+    if train_subset or eval_subset:
+        bundle = take_subsets(bundle, train_subset, eval_subset, seed)
+    return bundle
+
+
+def take_subsets(bundle: DataBundle, n_train: int, n_eval: int, seed: int = 0) -> DataBundle:
+    """Fixed random subsets (quick experiments): n_train training images, n_eval of each evaluation split."""
+    def pick(split, n, salt):
+        if not n or split is None or n >= len(split):
+            return split
+        if not isinstance(split, Split):
+            raise ReslabError("data subsets work with in-memory data, not with data.stream")
+        idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(20_011 * salt + seed))[:n]
+        return split.subset(idx.sort().values)
+    bundle.train = pick(bundle.train, n_train, 1)
+    bundle.val, bundle.test = pick(bundle.val, n_eval, 2), pick(bundle.test, n_eval, 3)
     return bundle
 
 

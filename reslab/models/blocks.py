@@ -159,6 +159,14 @@ class PreActBottleneck(_Unit):
         return self.drop_path(out) + self._identity(x, pre)
 
 
-def block_class(block: str, preact: bool) -> type[_Unit]:
-    return {("basic", False): BasicBlock, ("bottleneck", False): Bottleneck,
-            ("basic", True): PreActBasicBlock, ("bottleneck", True): PreActBottleneck}[(block, preact)]
+def block_class(block: str, preact: bool, unit: str = "auto"):
+    """The block constructor for a config: the standard four, or a 2016 Table 2 variant."""
+    if unit in ("auto", "original", "full_preact"):
+        return {("basic", False): BasicBlock, ("bottleneck", False): Bottleneck,
+                ("basic", True): PreActBasicBlock, ("bottleneck", True): PreActBottleneck}[(block, preact)]
+    from functools import partial
+
+    from .variants import VariantUnit
+    ctor = partial(VariantUnit, unit=unit, bottleneck=block == "bottleneck")
+    ctor.expansion = 4 if block == "bottleneck" else 1
+    return ctor

@@ -11,6 +11,7 @@ STEMS = ("imagenet", "cifar")
 BLOCKS = ("basic", "bottleneck")
 SHORTCUTS = ("A", "B", "C")
 STRIDE_ON = ("3x3", "1x1")
+UNITS = ("auto", "original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ResNetConfig:
     zero_init_residual: bool = False
     drop_path_rate: float = 0.0
     drop_rate: float = 0.0
+    unit: str = "auto"  # residual-unit variant of the 2016 paper's Table 2; auto: full_preact if preact else original
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +53,9 @@ class ResNetConfig:
         _check_choice("block", self.block, BLOCKS)
         _check_choice("shortcut", self.shortcut, SHORTCUTS)
         _check_choice("stride_on", self.stride_on, STRIDE_ON)
+        _check_choice("unit", self.unit, UNITS)
+        if self.unit not in ("auto", "original", "full_preact") and self.preact:
+            raise ReslabError(f"unit={self.unit!r} is a variant of the original unit; use it with preact=False")
         if len(self.layers) != len(self.widths) or not self.layers:
             raise ReslabError(f"layers {self.layers} and widths {self.widths} must be non-empty and of equal length")
         if any(int(n) < 1 for n in self.layers):
@@ -74,6 +79,12 @@ class ResNetConfig:
             raise ReslabError("drop_path_rate (stochastic depth) needs residual blocks: a plain net has no branch to drop")
         if not self.residual and self.zero_init_residual:
             raise ReslabError("zero_init_residual would zero every layer's output in a plain net; use it with residual=True")
+
+    @property
+    def resolved_unit(self) -> str:
+        if self.unit == "auto":
+            return "full_preact" if self.preact else "original"
+        return self.unit
 
     @property
     def expansion(self) -> int:

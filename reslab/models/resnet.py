@@ -24,7 +24,7 @@ class ResNet(nn.Module):
         self.cfg = cfg
         self.grad_checkpointing = False
         self._build_stem(cfg)
-        unit = block_class(cfg.block, cfg.preact)
+        unit = block_class(cfg.block, cfg.resolved_unit == "full_preact", cfg.resolved_unit)
         total = sum(cfg.layers)
         in_ch, index, reduction = cfg.stem_width, 0, self._stem_reduction
         self.feature_info: list[dict] = [dict(index=0, module="stem", num_chs=cfg.stem_width, reduction=reduction)]
@@ -45,7 +45,7 @@ class ResNet(nn.Module):
             reduction *= stride * (2 if s == 0 and cfg.stem == "imagenet" else 1)  # the stem's max-pool
             self.feature_info.append(dict(index=s + 1, module=name, num_chs=in_ch, reduction=reduction))
         # Pre-activation nets end with BN + ReLU before pooling (2016 paper).
-        self.bn_final = nn.BatchNorm2d(in_ch) if cfg.preact else None
+        self.bn_final = nn.BatchNorm2d(in_ch) if cfg.resolved_unit == "full_preact" else None
         self.num_features = in_ch
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.head_drop = nn.Dropout(cfg.drop_rate) if cfg.drop_rate > 0 else nn.Identity()
@@ -63,7 +63,7 @@ class ResNet(nn.Module):
             self.maxpool = nn.Identity()
             self._stem_reduction = 1
         # Pre-activation nets leave the stem un-normalised: the first unit's BN-ReLU follows it.
-        self.bn1 = None if cfg.preact else nn.BatchNorm2d(cfg.stem_width)
+        self.bn1 = None if cfg.resolved_unit == "full_preact" else nn.BatchNorm2d(cfg.stem_width)
         self.relu = nn.ReLU(inplace=True)
 
     def _init_weights(self) -> None:

@@ -23,6 +23,8 @@ class DataConfig:
     crop: int = 0                   # network input size; 0: the cached image size (CIFAR 32, folders as cached)
     cache_size: int = 0             # decode size for image folders (shorter side + centre crop); 0: native
     val_split: int = 0              # hold this many training images out for validation (paper: 5000)
+    train_subset: int = 0           # use only this many training images (fixed by the seed); 0: all
+    eval_subset: int = 0            # evaluate on only this many images of each evaluation split; 0: all
     eval_test: bool = False         # with val_split, also evaluate the test split at the end
     download: bool = False          # fetch CIFAR from the official address if missing
     skip_bad: bool = False          # skip (and count) unreadable images instead of failing
@@ -74,6 +76,7 @@ class RunConfig:
     eval_batch: int = 512
     ten_crop: bool = False          # evaluate with 10 crops (4 corners + centre, mirrored)
     sync_bn: bool = False           # SyncBatchNorm under DDP
+    grad_checkpointing: bool = False  # recompute activations in the backward pass (deep nets, little memory)
     progress: bool = True
     tensorboard: bool = True
 
@@ -221,7 +224,9 @@ def validate(cfg: TrainConfig) -> None:
               ("schedule.gamma", 0 < cfg.schedule.gamma <= 1, "must be in (0, 1]"),
               ("run.log_every", cfg.run.log_every > 0, "must be > 0"),
               ("run.keep_ckpts", cfg.run.keep_ckpts >= 1, "must be >= 1"),
-              ("data.val_split", cfg.data.val_split >= 0, "must be >= 0")]
+              ("data.val_split", cfg.data.val_split >= 0, "must be >= 0"),
+              ("data.train_subset", cfg.data.train_subset >= 0, "must be >= 0"),
+              ("data.eval_subset", cfg.data.eval_subset >= 0, "must be >= 0")]
     for key, ok, rule in checks:
         if not ok:
             section, _, name = key.rpartition(".")

@@ -19,7 +19,7 @@ def final_report(run: "Run", result: "RunResult", records: list[dict], last_eval
     summary = {"model": run.cfg.model, "data": run.data.name, "steps": result.steps, "wall_s": round(result.wall_s, 2),
                "train_img_s": round(result.img_s, 1), "best_top1_err": result.best_err, **result.final,
                "device": str(run.speed.device), "amp": str(run.speed.amp_dtype), "channels_last": run.speed.channels_last,
-               "compile": run.speed.compile_mode, "world_size": run.loader.world}
+               "compile": run.speed.compile_mode, "world_size": run.loader.world, "peak_mem_mib": peak_memory_mib(run)}
     write_json(run.dir / "summary.json", summary)
     plots.training_curves(records, run.dir / "curves.png", f"{run.cfg.model} on {run.data.name}")
     if last_eval is not None:
@@ -27,6 +27,16 @@ def final_report(run: "Run", result: "RunResult", records: list[dict], last_eval
                                f"{run.cfg.model}: {last_eval.split} top-1 {100 * last_eval.top1:.2f}%")
     rows = [{"what": k, "value": _fmt(k, v)} for k, v in summary.items()]
     print("\n" + format_table(rows, [("what", "run summary"), ("value", str(run.dir))]), file=sys.stderr)
+
+
+def peak_memory_mib(run: "Run") -> float:
+    """Peak memory of this process: CUDA allocations on GPU, the resident set on CPU."""
+    import resource
+
+    import torch
+    if run.speed.device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(run.speed.device) / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _fmt(key: str, v) -> str:

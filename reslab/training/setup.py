@@ -77,6 +77,7 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     raw = create_model(cfg.model, num_classes=len(data.classes), **cfg.model_args).to(speed.device)
     if speed.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
+    raw.set_grad_checkpointing(cfg.run.grad_checkpointing)
     if dist.is_distributed() and cfg.run.sync_bn:
         raw = nn.SyncBatchNorm.convert_sync_batchnorm(raw)
     model: nn.Module = raw
@@ -101,7 +102,8 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
 def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
     d = cfg.data
     kw = dict(cache_size=d.cache_size or None, val_split=d.val_split, download=d.download, skip_bad=d.skip_bad,
-              cache_dir=d.cache_dir or None, seed=0, stream=d.stream)
+              cache_dir=d.cache_dir or None, seed=0, stream=d.stream, train_subset=d.train_subset,
+              eval_subset=d.eval_subset)
     if dist.is_main():
         data = load_data(d.source, **kw)
         dist.barrier()

@@ -1,0 +1,153 @@
+"""What `reslab analyze` does: pick models / checkpoints, a batch of real images, measure, write CSV + PNG."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.sources import load_data
+from ..data.transforms import normalize
+from ..errors import ReslabError
+from ..models import create_model, load_model, read_checkpoint
+from ..models.resnet import ResNet
+from ..training.plots import _plt
+from ..utils.table import format_table
+from .gradients import block_gradient_norms, gradient_correlation
+from .responses import layer_responses
+
+
+@dataclass
+class Target:
+    label: str
+    model: ResNet
+
+
+def twin_of(name: str) -> str:
+    return name.replace("plain", "resnet", 1) if name.startswith("plain") else re.sub(r"^resnet", "plain", name)
+
+
+def checkpoints_of(path: Path) -> list[Path]:
+    """Every step-* checkpoint of a run folder (in order), or the one file/folder given."""
+    ck = path / "checkpoints"
+    if ck.is_dir():
+        steps = sorted(d for d in ck.iterdir() if re.match(r"step-\d{8}$", d.name))
+        return [d / "model.safetensors" for d in steps]
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        return [path / "model.safetensors"]
+    if path.is_file():
+        return [path]
+    raise ReslabError(f"no checkpoints under {path}")
+
+
+def load_target(path: Path, model: str | None, num_classes: int) -> ResNet:
+    ckpt = read_checkpoint(path)
+    if ckpt.config is not None:
+        return load_model(path)
+    if not model:
+        raise ReslabError(f"{path} does not record its architecture: pass the model name")
+    return create_model(model, num_classes=num_classes, weights=path)
+
+
+def real_batch(data: str | None, n: int, split: str = "train", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+    bundle = load_data(data or "digits")
+    s = bundle.train if split == "train" else (bundle.test or bundle.train)
+    idx = torch.randperm(len(s), generator=torch.Generator().manual_seed(seed))[:n]
+    return normalize(s.images[idx], bundle.mean, bundle.std), s.labels[idx], len(bundle.classes)
+
+
+def analyze_gradients(models: list[str], weights: str | None = None, data: str | None = None, batch: int = 128,
+                      twins: bool = True, out: str = "runs/analysis-gradients", seed: int = 0) -> list[dict]:
+    x, y, ncls = real_batch(data, batch, seed=seed)
+    targets: list[Target] = []
+    names = list(models) + ([twin_of(m) for m in models if twin_of(m) != m and twin_of(m) not in models] if twins else [])
+    for name in names:
+        torch.manual_seed(seed)
+        targets.append(Target(f"{name} (init)", create_model(name, num_classes=ncls)))
+    if weights:
+        for p in checkpoints_of(Path(weights)):
+            step = read_checkpoint(p).metadata.get("step", p.parent.name)
+            targets.append(Target(f"{models[0] if models else 'model'} (step {step})", load_target(p, models[0] if models else None, ncls)))
+    rows, curves = [], {}
+    for t in targets:
+        norms = block_gradient_norms(t.model, x, y)
+        corr = gradient_correlation(t.model, x[: min(16, len(x))], seed=seed)
+        curves[t.label] = norms
+        rows.append({"model": t.label, "blocks": len(norms) - 1, "first": norms[0], "last": norms[-1],
+                     "ratio": norms[0] / norms[-1], "neighbour_cos": corr["neighbour_cos"], "decay": corr["decay"]})
+    _write_gradients(Path(out), rows, curves)
+    return rows
+
+
+def _write_gradients(out: Path, rows: list[dict], curves: dict[str, list[float]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "gradients.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "block", "grad_norm"])
+        for label, norms in curves.items():
+            w.writerows([label, i, v] for i, v in enumerate(norms))
+    (out / "summary.json").write_text(json.dumps(rows, indent=1))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, norms in curves.items():
+        ax.plot(range(len(norms)), norms, "--" if label.startswith("plain") else "-", label=label)
+    ax.set_yscale("log"), ax.set_xlabel("block index (input of block l; last = output of the last block)")
+    ax.set_ylabel("||dL/dx_l||"), ax.grid(alpha=0.3), ax.legend(fontsize=8)
+    ax.set_title("gradient norm at each block's input (one batch of real images, BN in training mode)")
+    fig.tight_layout()
+    fig.savefig(out / "gradients.png", dpi=110)
+    plt.close(fig)
+
+
+def format_gradient_rows(rows: list[dict]) -> str:
+    shown = [{"model": r["model"], "blocks": r["blocks"], "ratio": f"{r['ratio']:.3g}",
+              "cos": f"{r['neighbour_cos']:.3f}"} for r in rows]
+    return format_table(shown, [("model", "model"), ("blocks", "blocks"), ("ratio", "|g first| / |g last|"),
+                                ("cos", "neighbour-input gradient cosine")], right=("blocks", "ratio", "cos"))
+
+
+def analyze_responses(checkpoints: list[str], model: str | None = None, data: str | None = None, images: int = 1000,
+                      out: str = "runs/analysis-responses") -> list[dict]:
+    bundle = load_data(data or "digits")
+    split = bundle.test or bundle.train
+    rows, curves = [], {}
+    for c in checkpoints:
+        path = Path(c)
+        file = checkpoints_of(path)[-1] if path.is_dir() else path
+        net = load_target(file, model, len(bundle.classes))
+        meta = read_checkpoint(file).metadata
+        pre = json.loads(meta["preprocess"]) if "preprocess" in meta else {}
+        mean, std = pre.get("mean", bundle.mean), pre.get("std", bundle.std)
+        batches = (normalize(split.images[i:i + 250], mean, std) for i in range(0, min(images, len(split)), 250))
+        stds = layer_responses(net, batches)
+        label = meta.get("model") or model or file.parent.name
+        label = f"{label} ({file.parent.parent.parent.name})" if label in curves else label
+        curves[label] = stds
+        rows.append({"model": label, "layers": len(stds), "mean_std": sum(stds) / len(stds), "max_std": max(stds)})
+    _write_responses(Path(out), rows, curves)
+    return rows
+
+
+def _write_responses(out: Path, rows: list[dict], curves: dict[str, list[float]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "responses.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "layer", "std"])
+        for label, stds in curves.items():
+            w.writerows([label, i + 1, v] for i, v in enumerate(stds))
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 7))
+    for label, stds in curves.items():
+        style = "--" if "plain" in label else "-"
+        a1.plot(range(1, len(stds) + 1), stds, style, label=label)
+        a2.plot(range(1, len(stds) + 1), sorted(stds, reverse=True), style, label=label)
+    a1.set_xlabel("layer index (original order)"), a2.set_xlabel("layer index (sorted by magnitude)")
+    for a in (a1, a2):
+        a.set_ylabel("std"), a.grid(alpha=0.3), a.legend(fontsize=8)
+    a1.set_title("std of 3x3 layer responses (after BN, before addition/ReLU), test images")
+    fig.tight_layout()
+    fig.savefig(out / "responses.png", dpi=110)
+    plt.close(fig)

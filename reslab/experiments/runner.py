@@ -1,0 +1,100 @@
+"""Run an experiment: every arm x seed with the same recipe, then the report."""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ReslabError, choices_hint
+from ..training.config import build_config, to_yaml
+from .definitions import BUDGETS, DEPTH_QUICK_STEPS, EXPERIMENTS, Arm, Experiment
+
+log = logging.getLogger(__name__)
+SHARED_CIFAR = Path("../shared/data/cifar10-jpeg.tar.gz")
+
+
+@dataclass
+class ArmResult:
+    arm: Arm
+    seed: int
+    dir: Path
+    summary: dict[str, Any]
+    records: list[dict]
+
+
+def default_data() -> str:
+    return str(SHARED_CIFAR) if SHARED_CIFAR.exists() else "cifar10"
+
+
+def arm_overrides(exp: Experiment, arm: Arm, budget: str, data: str, seed: int, run_dir: Path,
+                  extra: dict[str, Any]) -> dict[str, Any]:
+    b = BUDGETS[budget]
+    steps = DEPTH_QUICK_STEPS if (exp.name == "depth" and budget == "quick") else b.steps
+    args = dict(arm.model_args)
+    if budget == "quick" and arm.label in exp.quick_depth:
+        args["depth"] = exp.quick_depth[arm.label]
+    over = {"model": arm.model, "data.source": data, "schedule.steps": steps,
+            "schedule.milestones": [steps // 2, steps * 3 // 4], "schedule.unit": "step",
+            "data.train_subset": b.train_subset, "data.eval_subset": b.eval_subset,
+            "run.eval_every": min(b.eval_every, steps), "run.ckpt_every": min(b.ckpt_every, steps),
+            "run.keep_ckpts": 1000, "run.seed": seed, "run.out": str(run_dir.parent), "run.name": run_dir.name,
+            "run.progress": False, **exp.run, **extra}
+    if budget == "quick":  # the paper's 400-step warm-up would be 40 % of a quick run: scale it too
+        over["schedule.warmup_steps"] = "auto" if steps >= 4000 else min(steps // 10, 40)
+    over.update({f"model_args.{k}": v for k, v in args.items()})
+    return over
+
+
+def run_experiment(name: str, budget: str = "quick", data: str | None = None, seeds: list[int] | None = None,
+                   out: str = "runs", extra: dict[str, Any] | None = None, only: list[str] | None = None) -> Path:
+    if name not in EXPERIMENTS:
+        raise ReslabError(f"unknown experiment {name!r}; {choices_hint(name, EXPERIMENTS)}")
+    if budget not in BUDGETS:
+        raise ReslabError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    exp = EXPERIMENTS[name]
+    arms = [a for a in exp.arms if not only or a.label in only or a.model in only]
+    if not arms:
+        raise ReslabError(f"--only {only} matches no arm of {name}; arms: {', '.join(a.label for a in exp.arms)}")
+    seeds = seeds or [0]
+    data = data or default_data()
+    root = Path(out) / f"{name}-{budget}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root.mkdir(parents=True, exist_ok=False)
+    command = " ".join(["reslab", "experiment", *sys.argv[3:]]) if sys.argv[1:2] == ["experiment"] else ""
+    results: list[ArmResult] = []
+    t0 = time.time()
+    for seed in seeds:
+        for arm in arms:
+            run_dir = root / _slug(arm.label) / f"seed-{seed}"
+            over = arm_overrides(exp, arm, budget, data, seed, run_dir, extra or {})
+            cfg = build_config("cifar-paper", over)
+            print(f"[{name}] {arm.label} ({arm.model}, seed {seed}) -> {run_dir}", file=sys.stderr)
+            if exp.isolate:
+                _train_in_subprocess(cfg, run_dir)
+            else:
+                from ..training import train
+                train(cfg)
+            summary = json.loads((run_dir / "summary.json").read_text())
+            records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+            results.append(ArmResult(arm, seed, run_dir, summary, records))
+    from .report import write_report
+    write_report(exp, budget, data, seeds, results, root, time.time() - t0, command)
+    return root
+
+
+def _train_in_subprocess(cfg, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recipe = run_dir / "experiment-config.yaml"
+    recipe.write_text(to_yaml(cfg))
+    done = subprocess.run([sys.executable, "-m", "reslab", "train", "--recipe", str(recipe)], stderr=subprocess.PIPE,
+                          text=True)
+    if done.returncode != 0:
+        raise ReslabError(f"training {cfg.model} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
