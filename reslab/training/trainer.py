@@ -21,7 +21,7 @@ from . import distributed as dist
 from .checkpoint import find_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate
-from .setup import Run, build_run, write_json
+from .setup import Run, build_run
 from .tensorboard import EventWriter
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ def _interrupted(run: Run, step: int, bad: torch.Tensor, best: float, consistent
 def _finish(run: Run, step: int, start: int, best: float, wall: float, train_time: float, records: list[dict],
             last_eval: EvalResult | None) -> RunResult:
     from .report import final_report
-    final = {f"{k}": v for k, v in (last_eval.summary() if last_eval else {}).items()}
+    final = dict(last_eval.summary()) if last_eval else {}
     if run.data.val is not None and run.cfg.data.eval_test and run.data.test is not None:
         test = _evaluate(run, step, _NullMetrics(), run.data.test)
         final.update(test.summary())

@@ -164,3 +164,27 @@ def test_list_models_covers_the_papers():
               "wide_resnet50_2", "resnext50_32x4d"]:
         assert n in names
     assert list_models("preact") and all("preact" in n for n in list_models("preact"))
+
+
+@pytest.mark.parametrize("unit", ["bn_after_add", "relu_before_add", "relu_preact"])
+def test_2016_table2_unit_variants_compute_their_formula(unit):
+    m = create_model("resnet20", unit=unit).eval()
+    b = m.layer1[1]
+    x = torch.randn(2, 16, 8, 8)
+    relu = torch.relu
+    if unit == "bn_after_add":
+        expected = relu(b.bn_out(x + b.conv2(relu(b.bn1(b.conv1(x))))))
+    elif unit == "relu_before_add":
+        expected = x + relu(b.bn2(b.conv2(relu(b.bn1(b.conv1(x))))))
+    else:
+        expected = x + b.bn2(b.conv2(relu(b.bn1(b.conv1(relu(x))))))
+    torch.testing.assert_close(b(x), expected)
+
+
+def test_unit_variants_keep_the_parameter_count_and_refuse_preact():
+    with torch.device("meta"):
+        base = n_params(create_model("resnet110"))
+        for unit in ("bn_after_add", "relu_before_add", "relu_preact"):
+            assert n_params(create_model("resnet110", unit=unit)) == base
+    with pytest.raises(ReslabError, match="preact=False"):
+        create_model("preact_resnet110", unit="relu_preact")
