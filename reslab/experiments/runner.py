@@ -68,7 +68,7 @@ def run_experiment(name: str, budget: str = "quick", data: str | None = None, se
     data = data or default_data()
     root = Path(out) / f"{name}-{budget}-{time.strftime('%Y%m%d-%H%M%S')}"
     root.mkdir(parents=True, exist_ok=False)
-    command = " ".join(["reslab", "experiment", *sys.argv[3:]]) if sys.argv[1:2] == ["experiment"] else ""
+    command = " ".join(["reslab", *sys.argv[1:]]) if sys.argv[1:2] == ["experiment"] else ""
     results: list[ArmResult] = []
     t0 = time.time()
     for seed in seeds:
