@@ -84,11 +84,7 @@ def analyze_gradients(models: list[str], weights: str | None = None, data: str |
 
 def _write_gradients(out: Path, rows: list[dict], curves: dict[str, list[float]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "gradients.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "block", "grad_norm"])
-        for label, norms in curves.items():
-            w.writerows([label, i, v] for i, v in enumerate(norms))
+    _write_long_csv(out / "gradients.csv", ["model", "block", "grad_norm"], curves, start=0)
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -100,6 +96,15 @@ def _write_gradients(out: Path, rows: list[dict], curves: dict[str, list[float]]
     fig.tight_layout()
     fig.savefig(out / "gradients.png", dpi=110)
     plt.close(fig)
+
+
+def _write_long_csv(path: Path, header: list[str], curves: dict[str, list[float]], start: int) -> None:
+    """One row per (model, index, value): easy to load into any analysis tool."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for label, values in curves.items():
+            w.writerows([label, i, v] for i, v in enumerate(values, start=start))
 
 
 def format_gradient_rows(rows: list[dict]) -> str:
@@ -133,11 +138,7 @@ def analyze_responses(checkpoints: list[str], model: str | None = None, data: st
 
 def _write_responses(out: Path, rows: list[dict], curves: dict[str, list[float]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "responses.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "layer", "std"])
-        for label, stds in curves.items():
-            w.writerows([label, i + 1, v] for i, v in enumerate(stds))
+    _write_long_csv(out / "responses.csv", ["model", "layer", "std"], curves, start=1)
     plt = _plt()
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 7))
     for label, stds in curves.items():
