@@ -28,7 +28,6 @@ class Preprocess:
 class Pipeline:
     preprocess: Preprocess
     augment_kind: str
-    dtype: torch.dtype = torch.float32
     channels_last: bool = False
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,13 +48,18 @@ class Pipeline:
             x = T.random_resized_crop(self._norm(x), gen, p.crop)
         else:
             x = self.eval_prepare(x)
-        return self._finish(x.to(self.dtype) if self.dtype != torch.float32 else x)
+        return self._finish(x)
 
     def eval_prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = self._norm(x)
         if self.preprocess.crop < x.shape[-1] or self.preprocess.crop < x.shape[-2]:
             x = T.center_crop(x, self.preprocess.crop)
         return self._finish(x)
+
+    def eval_input(self, ten_crop: bool = False):
+        """The evaluation input function: eval_prepare, or (10-crop) normalisation alone, the crops
+        being cut by the evaluator."""
+        return self._norm if ten_crop else self.eval_prepare
 
 
 def make_pipeline(bundle: DataBundle, augment: str = "auto", crop: int = 0, channels_last: bool = False) -> Pipeline:
@@ -68,11 +72,4 @@ def make_pipeline(bundle: DataBundle, augment: str = "auto", crop: int = 0, chan
     return Pipeline(Preprocess(tuple(bundle.mean), tuple(bundle.std), size, crop), augment, channels_last=channels_last)
 
 
-def prepare_images(images: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    """uint8 images at any size -> the normalised, resized, centre-cropped network input of `pre`."""
-    x = T.normalize(images, pre.mean, pre.std)
-    x = T.resize_shorter(x, pre.image_size)
-    return T.center_crop(x, pre.crop)
-
-
-__all__ = ["Pipeline", "Preprocess", "make_pipeline", "prepare_images"]
+__all__ = ["Pipeline", "Preprocess", "make_pipeline"]

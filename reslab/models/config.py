@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ReslabError
@@ -46,7 +46,6 @@ class ResNetConfig:
     drop_path_rate: float = 0.0
     drop_rate: float = 0.0
     unit: str = "auto"  # residual-unit variant of the 2016 paper's Table 2; auto: full_preact if preact else original
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         _check_choice("stem", self.stem, STEMS)
@@ -105,13 +104,12 @@ class ResNetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d.pop("extra")
         d["layers"], d["widths"] = list(self.layers), list(self.widths)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ResNetConfig":
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ReslabError(f"unknown model config field(s) {unknown}; valid: {sorted(known)}")

@@ -140,7 +140,7 @@ def resolve(name: str) -> Preset:
     raise ReslabError(f"unknown model {name!r}; {choices_hint(name, PRESETS)}")
 
 
-CONFIG_FIELDS = sorted(f.name for f in dataclasses.fields(ResNetConfig) if f.name != "extra")
+CONFIG_FIELDS = sorted(f.name for f in dataclasses.fields(ResNetConfig))
 OVERRIDES = sorted(set(CONFIG_FIELDS) | {"depth", "width"})
 
 

@@ -5,11 +5,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
-from ..data.pipeline import Preprocess
+from ..data.pipeline import Pipeline, Preprocess
 from ..data.sources import load_data
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ReslabError
 from ..models import create_model, load_model, read_checkpoint
 from . import plots
@@ -66,14 +65,7 @@ def evaluate_checkpoint(weights: str, data: str | None, *, model: str | None = N
     speed = resolve_speed(RunConfig(device=device, amp=amp))  # the same precision `reslab train` evaluates with
     dev = speed.device
     net = net.to(dev)
-
-    def prepare(u8: torch.Tensor) -> torch.Tensor:
-        x = normalize(u8, p.mean, p.std)
-        if not ten_crop and p.crop < size:
-            from ..data.transforms import center_crop
-            x = center_crop(x, p.crop)
-        return x
-
+    prepare = Pipeline(p, "none").eval_input(ten_crop)  # exactly what training's evaluation does
     res = evaluate(net, target, n_cls, prepare, dev, batch_size, speed.amp_dtype, p.crop if ten_crop else 0)
     out_dir = Path(out) if out else (path.parent / "eval" if ckpt.config is not None else None)
     if out_dir is not None:

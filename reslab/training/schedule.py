@@ -32,15 +32,15 @@ class Schedule:
         return self.base_lr
 
 
-def needs_paper_warmup(model_name: str, cfg) -> bool:
+def needs_paper_warmup(cfg) -> bool:
     """2015 paper: ResNet-110 (and 1202) warm up at lr 0.01; 2016 paper: the pre-activation nets too."""
     return cfg.preact or (cfg.stem == "cifar" and cfg.depth >= 110)
 
 
-def make_schedule(sc, base_lr: float, total_steps: int, steps_per_epoch: int, model_name: str, model_cfg) -> Schedule:
+def make_schedule(sc, base_lr: float, total_steps: int, steps_per_epoch: int, model_cfg) -> Schedule:
     per = steps_per_epoch if sc.unit == "epoch" else 1
     warmup = sc.warmup_steps
     if warmup == "auto":
-        warmup = 400 if needs_paper_warmup(model_name, model_cfg) else 0
+        warmup = 400 if needs_paper_warmup(model_cfg) else 0
     return Schedule(sc.name, base_lr, total_steps, tuple(int(round(m * per)) for m in sc.milestones), sc.gamma,
                     int(warmup), sc.warmup_lr, sc.warmup_mode, sc.min_lr)

@@ -88,7 +88,7 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     optimizer = make_optimizer(raw, cfg.optim)
     spe = len(loader)
     total = cfg.schedule.steps or max(1, int(round(cfg.schedule.epochs * spe)))
-    schedule = make_schedule(cfg.schedule, cfg.optim.lr, total, spe, cfg.model, raw.cfg)
+    schedule = make_schedule(cfg.schedule, cfg.optim.lr, total, spe, raw.cfg)
     ema = EMA(raw, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
     scaler = torch.amp.GradScaler(speed.device.type) if speed.amp_dtype == torch.float16 else None
     directory = run_dir or _new_run_dir(cfg, data)

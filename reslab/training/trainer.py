@@ -268,9 +268,8 @@ def _evaluate(run: Run, step: int, metrics: _Metrics, split=None) -> EvalResult 
     if split is None:
         return None
     ten = run.pipeline.preprocess.crop if run.cfg.run.ten_crop else 0
-    prepare = (lambda u8: run.pipeline._norm(u8)) if ten else run.pipeline.eval_prepare
-    res = evaluate(_eval_model(run), split, len(run.data.classes), prepare, run.speed.device, run.cfg.run.eval_batch,
-                   run.speed.amp_dtype, ten)
+    res = evaluate(_eval_model(run), split, len(run.data.classes), run.pipeline.eval_input(bool(ten)),
+                   run.speed.device, run.cfg.run.eval_batch, run.speed.amp_dtype, ten)
     metrics.write({"kind": "eval", "step": step, **res.summary()})
     return res
 

@@ -45,7 +45,7 @@ def test_unknown_recipe_and_bad_yaml(tmp_path):
 def _schedule(model, **over):
     c = build_config("cifar-paper", over)
     m = create_model(model)
-    return make_schedule(c.schedule, c.optim.lr, c.schedule.steps, 391, model, m.cfg)
+    return make_schedule(c.schedule, c.optim.lr, c.schedule.steps, 391, m.cfg)
 
 
 def test_paper_multistep_schedule():
@@ -65,8 +65,8 @@ def test_paper_warmup_for_deep_and_preact_nets(model, warm):
 
 def test_cosine_with_linear_warmup_and_epoch_milestones():
     c = build_config("modern", {"schedule.epochs": 10, "schedule.warmup_steps": 10})
-    s = make_schedule(c.schedule, 0.1, 100, 10, "resnet20", create_model("resnet20").cfg)
+    s = make_schedule(c.schedule, 0.1, 100, 10, create_model("resnet20").cfg)
     assert s(0) == pytest.approx(0.01) and s(9) == pytest.approx(0.1) and s(99) < 1e-3
     c = build_config("imagenet-paper")
-    s = make_schedule(c.schedule, 0.1, 90 * 5, 5, "resnet50", create_model("resnet50").cfg)
+    s = make_schedule(c.schedule, 0.1, 90 * 5, 5, create_model("resnet50").cfg)
     assert s(149) == pytest.approx(0.1) and s(150) == pytest.approx(0.01) and s(300) == pytest.approx(0.001)
