@@ -41,3 +41,18 @@ def cifar10_test_dir(tmp_path_factory) -> Path:
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def cifar_small(cifar10_test_dir, tmp_path_factory) -> Path:
+    """A small real CIFAR-10 tree (JPEG copy): train/<class>/ 40 images each, test/<class>/ 30 each,
+    all taken from the shared test split (no image in both)."""
+    import shutil
+    root = tmp_path_factory.mktemp("cifar_small")
+    for cls in sorted(p.name for p in cifar10_test_dir.iterdir() if p.is_dir()):
+        files = sorted((cifar10_test_dir / cls).iterdir())
+        for split, chosen in (("train", files[:40]), ("test", files[40:70])):
+            (root / split / cls).mkdir(parents=True)
+            for f in chosen:
+                shutil.copy(f, root / split / cls / f.name)
+    return root

@@ -21,8 +21,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train with a recipe (YAML); any field can be overridden with --SECTION.FIELD VALUE. "
                                    f"Recipes: {', '.join(C.list_recipes())}.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--recipe", default="default", help="built-in recipe name or a .yaml path")
-    for flag, key in ALIASES.items():
+    add_run_options(p, "default", ALIASES)
+    p.set_defaults(func=run)
+
+
+def add_run_options(p: argparse.ArgumentParser, recipe: str, aliases: dict[str, str]) -> None:
+    """The options `reslab train` and `reslab finetune` share: recipe, aliases, every config field."""
+    p.add_argument("--recipe", default=recipe, help="built-in recipe name or a .yaml path")
+    for flag, key in aliases.items():
         p.add_argument(f"--{flag.replace('_', '-')}", dest=f"o:{key}", default=None, metavar="V", help=f"= --{key}")
     p.add_argument("--model-arg", action="append", default=[], metavar="K=V",
                    help="model override, e.g. shortcut=B, drop_path_rate=0.1 (repeatable)")
@@ -36,7 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         if key not in ("recipe", "model", "model_args", "batch_size"):
             g.add_argument(f"--{key}", dest=f"o:{key}", default=None, metavar="V", help=argparse.SUPPRESS)
     g.description = "--" + " --".join(k for k in C.all_keys() if "." in k)
-    p.set_defaults(func=run)
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
@@ -56,9 +61,12 @@ def overrides_from(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    return train_with(args, overrides_from(args))
+
+
+def train_with(args: argparse.Namespace, overrides: dict) -> int:
     from ..training import Interrupted, train
     from ..training.distributed import is_main
-    overrides = overrides_from(args)
     recipe = args.recipe
     if args.resume:  # the run's own resolved config, plus whatever is given now
         saved = Path(args.resume) / "config.yaml"

@@ -30,6 +30,14 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def _trained_as(model: str, run_dir: Path) -> str:
+    """The arm's model, with the depth it was actually built at when a budget changed it."""
+    import yaml
+    cfg_path = run_dir / "config.yaml"
+    depth = (yaml.safe_load(cfg_path.read_text()) or {}).get("model_args", {}).get("depth") if cfg_path.is_file() else None
+    return f"{model} built at depth {depth}" if depth else model
+
+
 def rows_for(exp: Experiment, results) -> list[dict]:
     rows = []
     for arm in exp.arms:
@@ -38,7 +46,7 @@ def rows_for(exp: Experiment, results) -> list[dict]:
             continue
         tr = [100 * final_train_err(r.records) for r in rs]
         te = [100 * r.summary.get(_test_key(r.records), float("nan")) for r in rs]
-        rows.append({"arm": arm.label, "model": arm.model, "args": " ".join(f"{k}={v}" for k, v in arm.model_args.items()),
+        rows.append({"arm": arm.label, "model": _trained_as(arm.model, rs[0].dir), "args": " ".join(f"{k}={v}" for k, v in arm.model_args.items()),
                      "train_err": _mean_sd(tr), "test_err": _mean_sd(te), "train_err_mean": statistics.mean(tr),
                      "test_err_mean": statistics.mean(te), "paper_err": "" if arm.paper_err is None else f"{arm.paper_err:.2f}",
                      "wall_s": f"{statistics.mean(r.summary['wall_s'] for r in rs):.0f}",

@@ -23,6 +23,7 @@ class ResNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.grad_checkpointing = False
+        self._eval_always: list[nn.Module] = []  # frozen parts: kept in eval mode by train()
         self._build_stem(cfg)
         unit = block_class(cfg.block, cfg.resolved_unit == "full_preact", cfg.resolved_unit)
         total = sum(cfg.layers)
@@ -102,6 +103,32 @@ class ResNet(nn.Module):
         ref = next(self.parameters())
         self.fc = nn.Linear(self.num_features, num_classes).to(ref.device) if num_classes > 0 else nn.Identity()
         self.cfg = _replace(self.cfg, num_classes=max(int(num_classes), 0))
+
+    # ----------------------------------------------------------------------------- fine-tuning
+    def stem_modules(self) -> list[nn.Module]:
+        return [m for m in (self.conv1, self.bn1) if m is not None]
+
+    def freeze(self, stages: int = 0, bn_stats: bool = False) -> "ResNet":
+        """Freeze the stem and the first `stages` stages (weights and BN statistics), and with
+        `bn_stats` keep every BatchNorm's running statistics fixed (its affine part still trains).
+
+        Frozen parts stay in eval mode through later `train()` calls (DDP and torch.compile call it).
+        """
+        if not 0 <= int(stages) <= len(self.stage_names):
+            raise ReslabError(f"cannot freeze {stages} stages: this model has {len(self.stage_names)} "
+                              f"(0 freezes nothing, {len(self.stage_names)} freezes the whole trunk)")
+        frozen: list[nn.Module] = (self.stem_modules() + self.stages()[:int(stages)]) if stages else []
+        for m in frozen:
+            m.requires_grad_(False)
+        self._eval_always = frozen + ([m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+                                      if bn_stats else [])
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "ResNet":
+        super().train(mode)
+        for m in self._eval_always:
+            m.eval()
+        return self
 
     # ----------------------------------------------------------------------------- forward
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,16 @@ class Checkpoint:
         return json.loads(raw) if isinstance(raw, str) else raw
 
 
+def resolve_weights(path: str | os.PathLike) -> Path:
+    """A weights file, a checkpoint folder, or a run folder (-> its best, else last checkpoint)."""
+    p = Path(path)
+    for candidate in (p, p / "model.safetensors", p / "checkpoints" / "best" / "model.safetensors",
+                      p / "checkpoints" / "last" / "model.safetensors"):
+        if candidate.is_file():
+            return candidate
+    raise ReslabError(f"no weights at {path} (a .safetensors/.pth/.th file, a checkpoint folder or a run folder)")
+
+
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read any supported weights file; one-line ReslabError on anything unreadable or unsafe."""
     path = Path(path)

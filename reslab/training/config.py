@@ -82,6 +82,16 @@ class RunConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    weights: str = ""               # start from this checkpoint (file, checkpoint or run folder); "": from scratch
+    freeze_stages: int = 0          # freeze the stem and the first K stages (weights and BN statistics)
+    backbone_lr: float = 1.0        # learning-rate multiplier for everything but the classifier
+    freeze_bn: bool = False         # keep every BatchNorm's running statistics fixed
+    norm: str = "auto"              # auto: the checkpoint's normalisation (ImageNet statistics for torchvision/
+                                    # timm/community checkpoints) | data: the data set's own
+
+
+@dataclass
 class TrainConfig:
     recipe: str = ""
     model: str = "resnet20"
@@ -91,18 +101,20 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "run": RunConfig}
+SECTIONS = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "run": RunConfig, "finetune": FinetuneConfig}
 CHOICES = {
     "data.augment": ("auto", "cifar", "scale", "rrc", "none"), "optim.name": ("sgd",),
     "schedule.name": ("multistep", "cosine", "constant"), "schedule.unit": ("step", "epoch"),
     "schedule.warmup_mode": ("constant", "linear"), "run.amp": ("auto", "off", "bf16", "fp16"),
     "run.channels_last": ("auto", "on", "off"),
     "run.compile": ("auto", "off", "default", "reduce-overhead", "max-autotune"),
+    "finetune.norm": ("auto", "data"),
 }
 
 
@@ -226,7 +238,9 @@ def validate(cfg: TrainConfig) -> None:
               ("run.keep_ckpts", cfg.run.keep_ckpts >= 1, "must be >= 1"),
               ("data.val_split", cfg.data.val_split >= 0, "must be >= 0"),
               ("data.train_subset", cfg.data.train_subset >= 0, "must be >= 0"),
-              ("data.eval_subset", cfg.data.eval_subset >= 0, "must be >= 0")]
+              ("data.eval_subset", cfg.data.eval_subset >= 0, "must be >= 0"),
+              ("finetune.freeze_stages", cfg.finetune.freeze_stages >= 0, "must be >= 0"),
+              ("finetune.backbone_lr", cfg.finetune.backbone_lr >= 0, "must be >= 0 (0 trains only the classifier)")]
     for key, ok, rule in checks:
         if not ok:
             section, _, name = key.rpartition(".")

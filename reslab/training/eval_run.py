@@ -11,6 +11,7 @@ from ..data.sources import load_data
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ReslabError
 from ..models import create_model, load_model, read_checkpoint
+from ..models.weights import resolve_weights
 from . import plots
 from .config import RunConfig
 from .device import resolve_speed
@@ -23,16 +24,6 @@ class EvalReport:
     classes: list[str]
     weights: str
     out: Path | None
-
-
-def resolve_weights(path: str) -> Path:
-    """A weights file, a checkpoint folder, or a run folder (-> its best, else last checkpoint)."""
-    p = Path(path)
-    for candidate in (p, p / "model.safetensors", p / "checkpoints" / "best" / "model.safetensors",
-                      p / "checkpoints" / "last" / "model.safetensors"):
-        if candidate.is_file():
-            return candidate
-    raise ReslabError(f"no weights at {path} (a .safetensors/.pth/.th file, a checkpoint folder or a run folder)")
 
 
 def evaluate_checkpoint(weights: str, data: str | None, *, model: str | None = None, split: str = "test",

@@ -7,18 +7,22 @@ import torch
 from torch import nn
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:
-    if decay_norm_and_bias:
-        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)  # BN weights/biases and all biases are 1-D
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool,
+                 backbone_lr: float = 1.0) -> list[dict]:
+    """Trainable parameters grouped by weight decay and, for fine-tuning, by learning-rate scale
+    (`lr_scale`: backbone_lr for everything but the classifier `fc`, 1 for the classifier)."""
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        decay = weight_decay if decay_norm_and_bias or p.ndim > 1 else 0.0  # BN weights and biases are 1-D
+        scale = 1.0 if name.startswith("fc.") else backbone_lr
+        groups.setdefault((decay, scale), []).append(p)
+    return [{"params": ps, "weight_decay": decay, "lr_scale": scale} for (decay, scale), ps in groups.items()]
 
 
-def make_optimizer(model: nn.Module, oc) -> torch.optim.Optimizer:
-    groups = param_groups(model, oc.weight_decay, oc.decay_norm_and_bias)
+def make_optimizer(model: nn.Module, oc, backbone_lr: float = 1.0) -> torch.optim.Optimizer:
+    groups = param_groups(model, oc.weight_decay, oc.decay_norm_and_bias, backbone_lr)
     # foreach kernels: one launch per group rather than per tensor
     return torch.optim.SGD(groups, lr=oc.lr, momentum=oc.momentum, nesterov=oc.nesterov and oc.momentum > 0,
                            foreach=True)

@@ -1,6 +1,7 @@
 """Everything a run needs before its first step: data, pipeline, model, optimizer, run folder."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -22,6 +23,7 @@ from ..utils.io import atomic_write
 from . import distributed as dist
 from .config import TrainConfig, to_yaml
 from .device import Speed, resolve_speed
+from .finetune import apply_freezing, pretrained_model
 from .optim import EMA, make_optimizer
 from .schedule import Schedule, make_schedule
 
@@ -74,7 +76,8 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         loader = DeviceLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
                               rank=dist.rank(), world=dist.world_size())
     torch.manual_seed(cfg.run.seed)  # the initial weights are part of what a seed fixes
-    raw = create_model(cfg.model, num_classes=len(data.classes), **cfg.model_args).to(speed.device)
+    raw, pipeline = _initial_model(cfg, data, pipeline)
+    raw = raw.to(speed.device)
     if speed.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
     raw.set_grad_checkpointing(cfg.run.grad_checkpointing)
@@ -85,7 +88,7 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         model = nn.parallel.DistributedDataParallel(raw, device_ids=[speed.device.index] if speed.device.type == "cuda" else None)
     if speed.compile_mode:
         model = torch.compile(model, mode=speed.compile_mode)
-    optimizer = make_optimizer(raw, cfg.optim)
+    optimizer = make_optimizer(raw, cfg.optim, cfg.finetune.backbone_lr)
     spe = len(loader)
     total = cfg.schedule.steps or max(1, int(round(cfg.schedule.epochs * spe)))
     schedule = make_schedule(cfg.schedule, cfg.optim.lr, total, spe, raw.cfg)
@@ -97,6 +100,21 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / "config.yaml", lambda p: p.write_text(to_yaml(cfg)))
     return run
+
+
+def _initial_model(cfg: TrainConfig, data: DataBundle, pipeline: Pipeline) -> tuple[ResNet, Pipeline]:
+    """A fresh model, or (fine-tuning) the pretrained one, with the normalisation it was trained with."""
+    if not cfg.finetune.weights:
+        return create_model(cfg.model, num_classes=len(data.classes), **cfg.model_args), pipeline
+    pre = pretrained_model(cfg, data.classes)
+    if cfg.finetune.norm == "auto":
+        pipeline = dataclasses.replace(pipeline, preprocess=dataclasses.replace(pipeline.preprocess, mean=pre.mean,
+                                                                                std=pre.std))
+    if dist.is_main():
+        log.info("fine-tuning from %s: classifier %s; %s", pre.source, pre.head, apply_freezing(pre.model, cfg))
+    else:
+        apply_freezing(pre.model, cfg)
+    return pre.model, pipeline
 
 
 def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:

@@ -211,7 +211,7 @@ def _epochs(run: Run, step: int, total: int, criterion, acc, bad, clock: "_Clock
 def _train_step(run: Run, criterion, x, y, step: int, acc: torch.Tensor, bad: torch.Tensor) -> None:
     lr = run.schedule(step)
     for g in run.optimizer.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)
     # Per-step seed: stochastic depth / dropout draw the same numbers whether or not the run was resumed.
     torch.manual_seed((run.cfg.run.seed * 1_000_003 + step) * 64 + dist.rank())
     amp = run.speed.amp_dtype

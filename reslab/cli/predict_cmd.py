@@ -1,0 +1,40 @@
+"""`reslab predict`: top-k classes with names and probabilities for images or folders of images."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..utils.table import format_table
+from .inference_args import add_model_options, device_of, load_from_args
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify images with a checkpoint (top-k names and probabilities)",
+                       description="Preprocessing (input size, normalisation) and class names come from the checkpoint.")
+    p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    add_model_options(p)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per image) instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference import list_images, predict
+    im = load_from_args(args)
+    paths = list_images(*args.images)
+    results = predict(im, paths, args.top_k, args.batch_size, device_of(args.device),
+                      progress=len(paths) > args.batch_size and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps({"weights": str(im.weights), "model": im.name, "predictions": results}, indent=1))
+        return 0
+    rows = []
+    for r in results:
+        for rank, t in enumerate(r["top"], start=1):
+            rows.append({"file": r["file"] if rank == 1 else "", "rank": rank, "class": t["class"],
+                         "prob": f"{100 * t['prob']:.2f}%"})
+    print(format_table(rows, [("file", "image"), ("rank", "#"), ("class", "class"), ("prob", "probability")],
+                       right=("rank", "prob")))
+    return 0

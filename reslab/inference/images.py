@@ -1,0 +1,42 @@
+"""Image files for inference: find them, decode them (Pillow) at the model's image size."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..data.cache import load_square
+from ..data.folder import IMAGE_EXTENSIONS
+from ..errors import ReslabError
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's convert("L")
+
+
+def list_images(*targets: str | os.PathLike) -> list[Path]:
+    """Image files given directly, and every image under given folders (recursively, sorted)."""
+    out: list[Path] = []
+    for t in targets:
+        p = Path(t)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise ReslabError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {p}")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise ReslabError(f"no such file or folder: {p}")
+    return out
+
+
+def load_images(paths: list[Path], size: int, in_chans: int = 3) -> torch.Tensor:
+    """N x in_chans x size x size uint8: shorter side resized to `size`, centre square (as the
+    decode cache of training); grayscale models get the luminance; a bad file is a one-line error."""
+    batch = torch.stack([load_square(p, size) for p in paths])
+    if in_chans == 3:
+        return batch
+    if in_chans == 1:
+        w = torch.tensor(_LUMA).view(1, 3, 1, 1)
+        return (batch.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    raise ReslabError(f"image files give 1 or 3 channels; this model takes {in_chans}")
