@@ -23,3 +23,18 @@ def test_checkpoint_memory_tiny():
                           "--batch", "4"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ratio" in out.stdout
+
+
+@pytest.mark.timeout(600)
+def test_inference_benchmark_tiny(tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'reslab[onnx]')")
+    paths = "eager fp32,folded+channels_last,bf16 autocast,onnxruntime fp32,onnxruntime int8"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/inference.py"), "--tiny", "--paths", paths,
+                          "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import json
+    res = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert res[0]["path"] == "eager fp32" and res[0]["b1_speedup"] == 1.0
+    assert {r["path"] for r in res} >= {"eager fp32", "onnxruntime fp32", "onnxruntime int8"}
+    assert (tmp_path / "r.png").stat().st_size > 1000

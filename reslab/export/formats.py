@@ -3,6 +3,7 @@ axis, and a loader that gives back a callable (numpy or torch in, torch out) for
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import warnings
 from collections.abc import Callable
@@ -21,6 +22,10 @@ def export_model(module: nn.Module, example: torch.Tensor, fmt: str, path: Path)
     """Write `module` (eval mode) in `fmt` to `path`; the batch dimension stays dynamic."""
     if fmt not in FORMATS:
         raise ReslabError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "onnx":
+        missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ReslabError(f"ONNX export needs {' and '.join(missing)}: pip install 'reslab[onnx]'")
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     batch = torch.export.Dim("batch", min=1, max=4096)

@@ -15,6 +15,13 @@ from ..models.reference_nets import randomise_bn
 FORMATS = ["onnx", "torchscript", "exported-program"]
 
 
+def need_onnx(fmt: str = "onnx") -> None:
+    """ONNX tests need the optional extra (installed by `.[test]`); skip with a message without it."""
+    if fmt == "onnx":
+        for mod in ("onnx", "onnxscript", "onnxruntime"):
+            pytest.importorskip(mod, reason=f"{mod} is not installed (pip install 'reslab[onnx]')")
+
+
 @pytest.mark.parametrize("name,size,unfoldable", [("resnet20", 32, 0), ("resnet50", 64, 0),
                                                   ("preact_resnet164", 32, 55), ("resnet20@bn_after_add", 32, 9)])
 def test_folding_keeps_the_function_and_folds_every_conv_bn_pair(name, size, unfoldable):
@@ -32,6 +39,7 @@ def test_folding_keeps_the_function_and_folds_every_conv_bn_pair(name, size, unf
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_has_a_dynamic_batch_axis(tmp_path, fmt):
+    need_onnx(fmt)
     model = randomise_bn(create_model("resnet20", depth=8)).eval()
     folded, _ = fold_batchnorm(model)
     path = export_model(folded, torch.zeros(2, 3, 32, 32), fmt, tmp_path / f"m.{fmt}")
@@ -44,6 +52,7 @@ def test_every_format_has_a_dynamic_batch_axis(tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_cli_export_verifies_on_real_images(tmp_path, shared_weights, cifar_small, fmt, capsys):
+    need_onnx(fmt)
     out = tmp_path / f"r20.{fmt}"
     assert main(["export", "--weights", str(shared_weights / "resnet20-12fca82f.th"), "--model", "resnet20",
                  "--format", fmt, "--data", str(cifar_small), "--out", str(out)]) == 0
@@ -56,6 +65,7 @@ def test_cli_export_verifies_on_real_images(tmp_path, shared_weights, cifar_smal
 
 def test_export_is_rejected_above_the_tolerance(tmp_path, monkeypatch, capsys):
     """A wrong exported model (simulated: eager + 0.1) fails the check and its file is removed."""
+    need_onnx()
     import reslab.export.run as run_mod
     original = run_mod.load_exported
     monkeypatch.setattr(run_mod, "load_exported", lambda p, f: (lambda x: original(p, f)(x) + 0.1))
@@ -82,6 +92,7 @@ def test_export_needs_real_images_or_no_verify(tmp_path, capsys):
 
 
 def test_int8_on_real_images_reports_its_accuracy_cost(tmp_path, shared_weights, cifar_small, capsys):
+    need_onnx()
     out = tmp_path / "r20.onnx"
     assert main(["export", "--weights", str(shared_weights / "resnet20-12fca82f.th"), "--model", "resnet20",
                  "--data", str(cifar_small), "--int8", "--calib-images", "200", "--out", str(out)]) == 0
@@ -109,6 +120,7 @@ def test_onnx_without_onnxruntime_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_exported_model_agrees_with_predict(tmp_path, shared_weights, cifar_small):
     """The exported ONNX file with the card's preprocessing gives the same classes as `reslab predict`."""
+    need_onnx()
     from reslab.export.run import export_checkpoint
     from reslab.inference import list_images, load_images, predict
     im = load_inference_model(str(shared_weights / "resnet20-12fca82f.th"), model="resnet20")

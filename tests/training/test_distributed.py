@@ -71,3 +71,21 @@ def test_sync_bn_on_cpu_is_a_clear_error(tmp_path):
     cfg = build_config("default", {"run.sync_bn": True, "run.device": "cpu", "run.out": str(tmp_path)})
     with pytest.raises(ReslabError, match="SyncBatchNorm is GPU-only"):
         train(cfg)
+
+
+def test_two_process_finetune_with_frozen_stages(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from reslab import create_model, save_weights
+    pretrained = tmp_path / "pre.safetensors"
+    save_weights(create_model("resnet20", depth=8), pretrained, name="resnet20")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "reslab",
+           "finetune", "--weights", str(pretrained), "--freeze-stages", "1", "--backbone-lr", "0.5",
+           "--batch-size", "32", "--steps", "6", "--out", str(tmp_path), "--name", "ft", "--run.progress", "false"]
+    out = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((tmp_path / "ft" / "summary.json").read_text())["world_size"] == 2
+    a, b = load_file(str(pretrained)), load_file(str(tmp_path / "ft/checkpoints/last/model.safetensors"))
+    assert torch.equal(a["layer1.0.conv1.weight"], b["layer1.0.conv1.weight"])  # frozen on both ranks
+    assert not torch.equal(a["layer2.0.conv1.weight"], b["layer2.0.conv1.weight"])

@@ -127,3 +127,23 @@ def test_cli_finetune_errors(tmp_path, shared_weights, capsys):
     assert "pass --model" in capsys.readouterr().err
     assert main(["finetune", "--weights", str(tmp_path / "nope.pth"), "--model", "resnet20"]) == 2
     assert "no weights at" in capsys.readouterr().err
+
+
+def test_finetune_resumes_to_the_same_weights(tmp_path, base_run):
+    """Resuming a fine-tuning run (frozen stages, backbone lr) from a mid-run checkpoint ends where an
+    uninterrupted run ends: the pretrained weights are reloaded, then the checkpoint wins."""
+    common = {"finetune.weights": str(base_run), "finetune.freeze_stages": 1, "finetune.backbone_lr": 0.3,
+              "schedule.steps": 4, "run.ckpt_every": 2, "run.eval_every": 2, "run.out": str(tmp_path),
+              "run.progress": False, "run.tensorboard": False}
+    straight = train(build_config("finetune", {**common, "run.name": "straight"}))
+    cut = train(build_config("finetune", {**common, "run.name": "cut"}))
+    ckpts = cut.dir / "checkpoints"
+    import shutil
+    shutil.rmtree(ckpts / "step-00000004")
+    for link in ("last", "best"):
+        (ckpts / link).unlink(missing_ok=True)
+        (ckpts / link).symlink_to("step-00000002")
+    resumed = train(build_config(str(cut.dir / "config.yaml")), resume=str(cut.dir))
+    a = load_file(str(straight.dir / "checkpoints/last/model.safetensors"))
+    b = load_file(str(resumed.dir / "checkpoints/last/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
