@@ -130,7 +130,7 @@ def main() -> int:
         trained = args.weights if i == 0 else None
         if trained:
             from reslab.inference import load_inference_model
-            im = load_inference_model(trained, crop=args.size)
+            im = load_inference_model(trained, image_size=args.size, crop=args.size)
             model, pre = im.model, im.preprocess
         else:
             from reslab.data.pipeline import Preprocess

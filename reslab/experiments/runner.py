@@ -43,7 +43,7 @@ def arm_overrides(exp: Experiment, arm: Arm, budget: str, data: str, seed: int, 
             "data.train_subset": b.train_subset, "data.eval_subset": b.eval_subset,
             "run.eval_every": min(b.eval_every, steps), "run.ckpt_every": min(b.ckpt_every, steps),
             "run.keep_ckpts": 1000, "run.seed": seed, "run.out": str(run_dir.parent), "run.name": run_dir.name,
-            "run.progress": False, **exp.run, **extra}
+            "run.progress": False, **exp.run}
     if budget == "quick":
         # Every arm warms up linearly over the first 10 %. Without it ResNet-56 (and the independent
         # akamaster re-implementation, identically) blows up at lr 0.1 in the first ~20 iterations and
@@ -51,6 +51,7 @@ def arm_overrides(exp: Experiment, arm: Arm, budget: str, data: str, seed: int, 
         over["schedule.warmup_steps"] = steps // 10
         over["schedule.warmup_mode"] = "linear"
     over.update({f"model_args.{k}": v for k, v in args.items()})
+    over.update(extra)  # the user's --set wins over the experiment's and the budget's choices
     return over
 
 

@@ -147,3 +147,13 @@ def test_finetune_resumes_to_the_same_weights(tmp_path, base_run):
     a = load_file(str(straight.dir / "checkpoints/last/model.safetensors"))
     b = load_file(str(resumed.dir / "checkpoints/last/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_param_groups_split_by_weight_decay_and_lr_scale():
+    from reslab.training.optim import param_groups
+    m = create_model("resnet20", depth=8)
+    groups = param_groups(m, 5e-4, decay_norm_and_bias=False, backbone_lr=0.1)
+    by_key = {(g["weight_decay"], g["lr_scale"]): g["params"] for g in groups}
+    assert set(by_key) == {(5e-4, 0.1), (0.0, 0.1), (5e-4, 1.0), (0.0, 1.0)}
+    assert by_key[(5e-4, 1.0)] == [m.fc.weight] and by_key[(0.0, 1.0)] == [m.fc.bias]
+    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
