@@ -31,8 +31,11 @@ class InferenceModel:
         """uint8 N x C x S x S (S = preprocess.image_size, see load_images) -> the network's float input,
         exactly as evaluation during training prepared it (normalise, centre crop)."""
         check_input(images, self.in_chans, dtype=torch.uint8)
-        x = normalize(images, self.preprocess.mean, self.preprocess.std)
         crop = self.preprocess.crop
+        if min(images.shape[-2:]) < crop:
+            raise ReslabError(f"images are {images.shape[-2]} x {images.shape[-1]}, smaller than the model's "
+                              f"{crop} x {crop} input: decode files with load_images(paths, {self.preprocess.image_size})")
+        x = normalize(images, self.preprocess.mean, self.preprocess.std)
         return center_crop(x, crop) if crop < x.shape[-1] or crop < x.shape[-2] else x
 
 

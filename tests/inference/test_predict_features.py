@@ -97,6 +97,10 @@ def test_bad_inputs_get_one_line_errors(digits_run, tmp_path, capsys):
         im.prepare(torch.zeros(1, 4, 16, 16, dtype=torch.uint8))
     with pytest.raises(ReslabError, match="N x 3 x H x W"):
         im.prepare(torch.zeros(3, 16, 16, dtype=torch.uint8))
+    with pytest.raises(ReslabError, match="smaller than the model's 16 x 16 input"):
+        im.prepare(torch.zeros(2, 3, 12, 16, dtype=torch.uint8))
+    with pytest.raises(ReslabError, match="expected torch.uint8"):
+        im.prepare(torch.zeros(2, 3, 16, 16))
     with pytest.raises(ReslabError, match="16 x 16 inputs"):
         check_input(torch.zeros(1, 3, 20, 16), 3, size=16)
 
