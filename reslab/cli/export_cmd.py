@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     if r.int8_path is not None:
         a = r.accuracy
         print(f"int8 -> {r.int8_path}: top-1 {a['int8 onnx']:.2f}% vs {a['fp32 eager']:.2f}% fp32 eager on "
-              f"{r.eval_images:,} images (cost {a['fp32 eager'] - a['int8 onnx']:+.2f} points)")
+              f"{r.eval_images:,} images (int8 - fp32: {a['int8 onnx'] - a['fp32 eager']:+.2f} points)")
     print(f"model card: {r.path}.json")
     return 0

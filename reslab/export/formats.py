@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -82,7 +83,12 @@ def onnx_session(path: Path, threads: int | None = None):
 
 @contextlib.contextmanager
 def _quiet():
-    """The exporters print progress and warnings meant for their developers."""
+    """The exporters print progress, log records and warnings meant for their developers; failures
+    still raise (and are reported in one line)."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        yield
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
