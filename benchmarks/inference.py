@@ -81,12 +81,12 @@ def top1(fn, x: torch.Tensor, y: torch.Tensor, batch: int = 50) -> float:
     return 100.0 * correct / len(x)
 
 
-def real_inputs(spec: str | None, size: int, n: int, split: str, preprocess) -> tuple[torch.Tensor, torch.Tensor] | None:
+def real_inputs(spec: str | None, n: int, split: str, preprocess) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(preprocessed float images, labels) from a data spec, or None."""
     if not spec:
         return None
+    from reslab.data.pipeline import Pipeline
     from reslab.data.sources import load_data
-    from reslab.data.transforms import center_crop, normalize
     b = load_data(spec, cache_size=preprocess.image_size)
     s = (b.test or b.val or b.train) if split == "eval" else b.train
     if s is None or not len(s):
@@ -94,8 +94,7 @@ def real_inputs(spec: str | None, size: int, n: int, split: str, preprocess) -> 
     if n:
         idx = torch.randperm(len(s), generator=torch.Generator().manual_seed(0))[:n] if split == "calib" else torch.arange(min(n, len(s)))
         s = s.subset(idx)
-    x = normalize(s.images, preprocess.mean, preprocess.std)
-    return (center_crop(x, size) if x.shape[-1] > size else x), s.labels
+    return Pipeline(preprocess, "none").eval_prepare(s.images), s.labels  # as evaluation prepares them
 
 
 def main() -> int:
@@ -138,9 +137,9 @@ def main() -> int:
             model, pre = create_model(name).eval(), Preprocess(IMAGENET_MEAN, IMAGENET_STD, args.size, args.size)
         calib_spec = args.calib_data or args.data or (str(SHARED / "imagenette-224-train.tar")
                                                       if (SHARED / "imagenette-224-train.tar").exists() else None)
-        calib = real_inputs(calib_spec, args.size, args.calib_images, "calib", pre)
+        calib = real_inputs(calib_spec, args.calib_images, "calib", pre)
         calib_x = calib[0] if calib else torch.randn(args.calib_images, 3, args.size, args.size)
-        evalset = real_inputs(args.data, args.size, args.eval_images, "eval", pre) if trained else None
+        evalset = real_inputs(args.data, args.eval_images, "eval", pre) if trained else None
         with tempfile.TemporaryDirectory() as tmp:
             paths = build_paths(model, args.size, calib_x, Path(tmp), wanted, threads)
             x1 = calib_x[:1].contiguous()

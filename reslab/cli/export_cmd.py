@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..export.formats import FORMATS
 from .inference_args import add_model_options, load_from_args
-
-EXT = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "above the tolerance the export is rejected. A JSON card beside the file records "
                                    "input shape, preprocessing, classes and the checks.")
     add_model_options(p)
-    p.add_argument("--format", default="onnx", choices=tuple(EXT))
+    p.add_argument("--format", default="onnx", choices=tuple(FORMATS))
     p.add_argument("--out", default=None, help="output file (default: exports/<model><ext>)")
     p.add_argument("--data", default=None,
                    help="real images for verification/calibration, as `reslab train --data` (e.g. a folder tree, "
@@ -38,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export.run import export_checkpoint
     im = load_from_args(args)
-    out = Path(args.out) if args.out else Path("exports") / f"{im.name}{EXT[args.format]}"
+    out = Path(args.out) if args.out else Path("exports") / f"{im.name}{FORMATS[args.format]}"
     r = export_checkpoint(im, args.format, out, data=args.data, fold=not args.no_fold, verify=not args.no_verify,
                           verify_images=args.verify_images, tolerance=args.tolerance, int8=args.int8,
                           calib_images=args.calib_images, calib_method=args.calib_method,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .inference_args import add_model_options, device_of, load_from_args
+from .inference_args import add_model_options, load_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..inference import extract_features, list_images, save_features
     from ..inference.features import parse_layers
+    from ..training.device import resolve_device
     im = load_from_args(args)
     layers = parse_layers(args.layers, len(im.model.stage_names))
     paths = list_images(*args.images)
-    feats = extract_features(im, paths, layers, args.batch_size, device_of(args.device), progress=sys.stderr.isatty())
+    feats = extract_features(im, paths, layers, args.batch_size, resolve_device(args.device), progress=sys.stderr.isatty())
     out = save_features(feats, paths, args.out)
     shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feats.items())
     print(f"{len(paths)} images -> {out} ({shapes})")

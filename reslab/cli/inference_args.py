@@ -30,10 +30,3 @@ def load_from_args(args: argparse.Namespace):
             raise ReslabError(f"--classes {path}: no such file")
         classes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     return load_inference_model(args.weights, args.model, classes, args.image_size, args.crop)
-
-
-def device_of(name: str) -> str:
-    import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name

@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..utils.table import format_table
-from .inference_args import add_model_options, device_of, load_from_args
+from .inference_args import add_model_options, load_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import list_images, predict
+    from ..training.device import resolve_device
     im = load_from_args(args)
     paths = list_images(*args.images)
-    results = predict(im, paths, args.top_k, args.batch_size, device_of(args.device),
+    results = predict(im, paths, args.top_k, args.batch_size, resolve_device(args.device),
                       progress=len(paths) > args.batch_size and sys.stderr.isatty())
     if args.json:
         print(json.dumps({"weights": str(im.weights), "model": im.name, "predictions": results}, indent=1))

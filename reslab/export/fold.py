@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 
-import torch
 from torch import nn
 
 
@@ -21,8 +20,3 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
 
 def _count_bn(model: nn.Module) -> int:
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-@torch.no_grad()
-def max_abs_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
-    return float((a(x).float() - b(x).float()).abs().max())

@@ -32,7 +32,7 @@ def export_model(module: nn.Module, example: torch.Tensor, fmt: str, path: Path)
     batch = torch.export.Dim("batch", min=1, max=4096)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with torch.no_grad(), _quiet():
+        with torch.no_grad(), quiet_exporters():
             if fmt == "onnx":
                 torch.onnx.export(module, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
                                   dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
@@ -82,7 +82,7 @@ def onnx_session(path: Path, threads: int | None = None):
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_exporters():
     """The exporters print progress, log records and warnings meant for their developers; failures
     still raise (and are reported in one line)."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

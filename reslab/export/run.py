@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 
 from ..data.sources import Split, load_data
+from ..data.transforms import resize_shorter
 from ..errors import ReslabError
+from ..inference.images import to_channels
 from ..inference.spec import InferenceModel
 from ..utils.io import atomic_write
 from .fold import fold_batchnorm
@@ -93,12 +95,9 @@ def _first(split: Split, n: int) -> Split:
 
 def _inputs(im: InferenceModel, split: Split, n: int) -> torch.Tensor:
     images = _first(split, n).images
-    if images.shape[-1] != im.preprocess.image_size:
-        images = torch.nn.functional.interpolate(images.float(), size=(im.preprocess.image_size,) * 2, mode="bilinear",
-                                                 antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
-    if images.shape[1] != im.in_chans and im.in_chans == 1:
-        images = images.float().mean(1, keepdim=True).round().to(torch.uint8)
-    return im.prepare(images)
+    if images.shape[-1] != im.preprocess.image_size:  # data cached at another size (e.g. CIFAR for a 224 model)
+        images = resize_shorter(images.float(), im.preprocess.image_size).round().clamp(0, 255).to(torch.uint8)
+    return im.prepare(to_channels(images, im.in_chans))
 
 
 def _calibration_and_eval(bundle, n: int) -> tuple[Split, Split]:

@@ -33,8 +33,12 @@ def list_images(*targets: str | os.PathLike) -> list[Path]:
 def load_images(paths: list[Path], size: int, in_chans: int = 3) -> torch.Tensor:
     """N x in_chans x size x size uint8: shorter side resized to `size`, centre square (as the
     decode cache of training); grayscale models get the luminance; a bad file is a one-line error."""
-    batch = torch.stack([load_square(p, size) for p in paths])
-    if in_chans == 3:
+    return to_channels(torch.stack([load_square(p, size) for p in paths]), in_chans)
+
+
+def to_channels(batch: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """uint8 RGB N x 3 x H x W as the model's channels: unchanged, or the luminance for 1-channel models."""
+    if in_chans == batch.shape[1]:
         return batch
     if in_chans == 1:
         w = torch.tensor(_LUMA).view(1, 3, 1, 1)

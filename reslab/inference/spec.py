@@ -11,7 +11,8 @@ import torch
 from ..data.pipeline import Preprocess
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_crop, normalize
 from ..errors import ReslabError
-from ..models import ResNet, create_model, load_model, read_checkpoint
+from ..models import ResNet, read_checkpoint
+from ..models.factory import model_from_checkpoint
 from ..models.weights import resolve_weights
 
 
@@ -59,13 +60,8 @@ def load_inference_model(weights: str, model: str | None = None, classes: list[s
     path = resolve_weights(weights)
     ckpt = read_checkpoint(path)
     meta = ckpt.metadata
-    if ckpt.config is not None:
-        net, name = load_model(path), meta.get("model") or path.stem
-    elif model:
-        w = ckpt.state_dict.get("fc.weight")
-        net, name = create_model(model, weights=path, num_classes=int(w.shape[0]) if w is not None else None), model
-    else:
-        raise ReslabError(f"{path} ({ckpt.source}) does not say its architecture: pass --model NAME")
+    net = model_from_checkpoint(ckpt, model, str(path))
+    name = (meta.get("model") or path.stem) if ckpt.config is not None else model
     recorded = json.loads(meta["preprocess"]) if "preprocess" in meta else {}
     small = net.cfg.stem == "cifar"
     size = image_size or recorded.get("image_size") or (32 if small else 256)

@@ -12,7 +12,7 @@ from ..errors import ReslabError
 from .config import ResNetConfig
 from .registry import model_config
 from .resnet import ResNet
-from .weights import load_into, read_checkpoint
+from .weights import Checkpoint, load_into, read_checkpoint
 
 
 def create_model(name: str, num_classes: int | None = None, weights: str | os.PathLike | None = None,
@@ -32,6 +32,20 @@ def create_model(name: str, num_classes: int | None = None, weights: str | os.Pa
         load_into(model, read_checkpoint(weights), new_head=num_classes is not None,
                   adapt_in_chans="in_chans" in overrides, name=name)
     return model
+
+
+def model_from_checkpoint(ckpt: Checkpoint, model: str | None = None, source: str = "checkpoint") -> ResNet:
+    """The network an already-read checkpoint describes: its recorded architecture (reslab files), else
+    preset `model` with the checkpoint's number of classes (torchvision/timm/community files)."""
+    if ckpt.config is not None:
+        net, name = ResNet(ResNetConfig.from_dict(ckpt.config)), ckpt.metadata.get("model") or "model"
+    elif model:
+        w = ckpt.state_dict.get("fc.weight")
+        net, name = ResNet(model_config(model, **({"num_classes": int(w.shape[0])} if w is not None else {}))), model
+    else:
+        raise ReslabError(f"{source} ({ckpt.source}) does not say its architecture: pass --model NAME")
+    load_into(net, ckpt, name=name)
+    return net
 
 
 def load_model(path: str | os.PathLike, **overrides: Any) -> ResNet:

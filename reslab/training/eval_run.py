@@ -10,7 +10,8 @@ from ..data.pipeline import Pipeline, Preprocess
 from ..data.sources import load_data
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ReslabError
-from ..models import create_model, load_model, read_checkpoint
+from ..models import read_checkpoint
+from ..models.factory import model_from_checkpoint
 from ..models.weights import resolve_weights
 from . import plots
 from .config import RunConfig
@@ -39,12 +40,7 @@ def evaluate_checkpoint(weights: str, data: str | None, *, model: str | None = N
     target = {"test": bundle.test, "val": bundle.val or bundle.test, "train": bundle.train}.get(split)
     if target is None:
         raise ReslabError(f"--data {data} has no {split} split")
-    if ckpt.config is not None:
-        net = load_model(path)
-    elif model:
-        net = create_model(model, weights=path, num_classes=_num_classes(ckpt))
-    else:
-        raise ReslabError(f"{path} ({ckpt.source}) does not say its architecture: pass --model NAME")
+    net = model_from_checkpoint(ckpt, model, str(path))
     n_cls = net.cfg.num_classes
     if n_cls != len(bundle.classes):
         raise ReslabError(f"the model has {n_cls} classes but --data {data} has {len(bundle.classes)}")
@@ -65,11 +61,6 @@ def evaluate_checkpoint(weights: str, data: str | None, *, model: str | None = N
                                f"{path.name} on {bundle.name} {split}: top-1 {100 * res.top1:.2f}%")
         (out_dir / f"metrics_{split}.json").write_text(json.dumps(report_dict(res, bundle.classes, str(path)), indent=1))
     return EvalReport(res, bundle.classes, str(path), out_dir)
-
-
-def _num_classes(ckpt) -> int | None:
-    w = ckpt.state_dict.get("fc.weight")
-    return int(w.shape[0]) if w is not None else None
 
 
 def report_dict(res: EvalResult, classes: list[str], weights: str) -> dict:

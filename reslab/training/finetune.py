@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import ReslabError
 from ..models import ResNet, ResNetConfig, create_model, read_checkpoint
 from ..models.weights import Checkpoint, load_into, resolve_weights
 from .config import TrainConfig
@@ -70,8 +69,6 @@ def apply_freezing(model: ResNet, cfg: TrainConfig) -> str:
     """Freeze what cfg.finetune asks for; return a one-line description."""
     ft = cfg.finetune
     stages = len(model.stage_names) if ft.backbone_lr == 0 else ft.freeze_stages
-    if stages > len(model.stage_names):
-        raise ReslabError(f"finetune.freeze_stages={stages}: {cfg.model} has only {len(model.stage_names)} stages")
     model.freeze(stages, bn_stats=ft.freeze_bn)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
