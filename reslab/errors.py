@@ -9,9 +9,12 @@ class ReslabError(Exception):
     """A problem with the user's input (name, config, file). The CLI prints its message on one line."""
 
 
-def choices_hint(value: str, choices: Iterable[str]) -> str:
-    """'valid choices, closest first: a, b, c, ...' (every choice, the close matches leading)."""
+def choices_hint(value: str, choices: Iterable[str], limit: int | None = None) -> str:
+    """'valid choices, closest first: a, b, c, ...' (the close matches leading; at most `limit` shown)."""
     choices = list(choices)
     close = difflib.get_close_matches(str(value), choices, n=5, cutoff=0.5)
     ordered = close + [c for c in choices if c not in close]
+    if limit is not None and len(ordered) > limit:
+        shown = close or ordered[:limit]
+        return f"{'closest' if close else 'e.g.'}: {', '.join(shown[:limit])} ({len(ordered)} in all)"
     return f"valid choices, closest first: {', '.join(ordered)}"

@@ -14,7 +14,7 @@ from ..data.transforms import normalize
 from ..errors import ReslabError
 from ..models import create_model, load_model, read_checkpoint
 from ..models.resnet import ResNet
-from ..training.plots import _plt
+from ..utils.plotting import pyplot
 from ..utils.table import format_table
 from .gradients import block_gradient_norms, gradient_correlation
 from .responses import layer_responses
@@ -86,7 +86,7 @@ def _write_gradients(out: Path, rows: list[dict], curves: dict[str, list[float]]
     out.mkdir(parents=True, exist_ok=True)
     _write_long_csv(out / "gradients.csv", ["model", "block", "grad_norm"], curves, start=0)
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, norms in curves.items():
         ax.plot(range(len(norms)), norms, "--" if label.startswith("plain") else "-", label=label)
@@ -139,7 +139,7 @@ def analyze_responses(checkpoints: list[str], model: str | None = None, data: st
 def _write_responses(out: Path, rows: list[dict], curves: dict[str, list[float]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     _write_long_csv(out / "responses.csv", ["model", "layer", "std"], curves, start=1)
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 7))
     for label, stds in curves.items():
         style = "--" if "plain" in label else "-"

@@ -5,25 +5,32 @@ import argparse
 import json
 
 from ..utils.table import format_table
+from .arguments import positive, positive_or_zero
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on a data set",
                        description="Evaluate reslab run checkpoints or any checkpoint the model zoo loads "
                                    "(torchvision/timm state dicts, the community CIFAR .th files; give --model for those).")
-    p.add_argument("--weights", required=True, help="weights file, checkpoint folder or run folder")
-    p.add_argument("--data", default=None, help="same forms as `reslab train --data` (default: digits)")
+    p.add_argument("--weights", required=True, help="weights file, checkpoint folder or run folder (its best checkpoint)")
+    p.add_argument("--data", default=None,
+                   help="same forms as `reslab train --data` (default: the data the checkpoint was trained on)")
     p.add_argument("--model", default=None, help="architecture, for checkpoints that do not record it")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--split", default="test", choices=("test", "val", "train"),
+                   help="which split to evaluate; val needs a val/ folder or --val-split")
+    p.add_argument("--val-split", type=positive_or_zero, default=None, metavar="N",
+                   help="hold out N training images as the validation split (default: what the run did)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=positive, default=None,
+                   help="images per evaluation batch (default: the run's run.eval_batch, else 256)")
     p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
                    help="autocast precision; auto = what `reslab train` uses on this device")
     p.add_argument("--ten-crop", action="store_true", help="average 10 crops (corners + centre, mirrored)")
-    p.add_argument("--crop", type=int, default=0, help="network input size (default: the checkpoint's, else the image's)")
+    p.add_argument("--crop", type=positive, default=0, help="network input size (default: the checkpoint's, else the image's)")
     p.add_argument("--mean", type=float, nargs=3, default=None, help="normalisation (default: checkpoint's, else ImageNet's)")
     p.add_argument("--std", type=float, nargs=3, default=None)
-    p.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics JSON")
+    p.add_argument("--out", default=None,
+                   help="folder for the confusion-matrix PNG and metrics JSON (default: RUN/eval/step-N for run checkpoints)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run)
 
@@ -32,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.eval_run import evaluate_checkpoint, report_dict
     rep = evaluate_checkpoint(args.weights, args.data, model=args.model, split=args.split, device=args.device,
                               batch_size=args.batch_size, ten_crop=args.ten_crop, mean=args.mean, std=args.std,
-                              crop=args.crop, out=args.out, amp=args.amp)
+                              crop=args.crop, out=args.out, amp=args.amp, val_split=args.val_split)
     r = rep.result
     if args.json:
         print(json.dumps(report_dict(r, rep.classes, rep.weights), indent=1))

@@ -20,17 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
-    from ..errors import ReslabError
     from ..experiments import run_experiment
-    extra = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ReslabError(f"--set {item!r}: expected KEY=VALUE")
-        extra[key] = yaml.safe_load(value)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    from .arguments import parse_assignments, parse_seeds
+    extra = parse_assignments(args.set, "--set")
+    seeds = parse_seeds(args.seeds)
     root = run_experiment(args.name, args.budget, args.data, seeds, args.out, extra, args.only)
     print(f"results: {root}/summary.md, {root}/curves.png, {root}/results.csv")
     return 0

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ReslabError, choices_hint
+from .arguments import Parser
 from . import (analyze_cmd, eval_cmd, experiment_cmd, export_cmd, features_cmd, finetune_cmd, models_cmd, predict_cmd,
                train_cmd)
 
@@ -15,7 +16,7 @@ COMMANDS = [train_cmd, finetune_cmd, eval_cmd, predict_cmd, features_cmd, export
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reslab", description="Residual networks: model zoo, training, analysis.")
+    parser = Parser(prog="reslab", description="Residual networks: model zoo, training, analysis.")
     parser.add_argument("--version", action="version", version=f"reslab {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -31,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         flags = [o for a in _subparser(parser, args.command)._actions for o in a.option_strings]
         flag = unknown[0].split("=")[0]
-        print(f"reslab: error: unknown option {flag}; {choices_hint(flag, flags)}", file=sys.stderr)
+        print(f"reslab {args.command}: error: unknown option {flag}; {choices_hint(flag, flags, limit=5)} "
+              f"(reslab {args.command} --help lists them)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:

@@ -8,7 +8,21 @@ from pathlib import Path
 
 from ..training import config as C
 from ..utils.table import format_table
+from .arguments import parse_assignments, parse_seeds
 
+HELP = {  # what the short flags mean (the config key follows in the help)
+    "model": "network, e.g. resnet56 (`reslab models` lists them)",
+    "data": "digits | cifar10[:DIR] | cifar100[:DIR] | an image-folder tree | tar archive(s)",
+    "epochs": "training length in epochs", "steps": "training length in iterations (wins over --epochs)",
+    "batch_size": "global batch size (split across DDP processes)", "lr": "base learning rate",
+    "seed": "seed of the initial weights, data order and augmentation", "out": "folder the run folder goes in",
+    "name": "run folder name (default: MODEL-DATA-TIME)", "device": "auto, cpu, cuda or cuda:N",
+    "amp": "autocast precision: auto, off, bf16 or fp16", "compile": "torch.compile mode: auto, off, default, "
+    "reduce-overhead or max-autotune", "val_split": "hold out this many training images for validation",
+    "weights": "pretrained checkpoint: a file, checkpoint folder or run folder",
+    "freeze_stages": "freeze the stem and the first K stages", "backbone_lr": "learning-rate multiplier of the trunk",
+    "freeze_bn": "keep every BatchNorm's running statistics fixed (true/false)",
+}
 ALIASES = {  # short flag -> config key
     "model": "model", "data": "data.source", "epochs": "schedule.epochs", "steps": "schedule.steps",
     "batch_size": "batch_size", "lr": "optim.lr", "seed": "run.seed", "out": "run.out", "name": "run.name",
@@ -29,7 +43,8 @@ def add_run_options(p: argparse.ArgumentParser, recipe: str, aliases: dict[str, 
     """The options `reslab train` and `reslab finetune` share: recipe, aliases, every config field."""
     p.add_argument("--recipe", default=recipe, help="built-in recipe name or a .yaml path")
     for flag, key in aliases.items():
-        p.add_argument(f"--{flag.replace('_', '-')}", dest=f"o:{key}", default=None, metavar="V", help=f"= --{key}")
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=f"o:{key}", default=None, metavar="V",
+                       help=HELP.get(flag, "") + (f" (= --{key})" if key != flag else ""))
     p.add_argument("--model-arg", action="append", default=[], metavar="K=V",
                    help="model override, e.g. shortcut=B, drop_path_rate=0.1 (repeatable)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds: repeat the run, report mean ± std")
@@ -46,13 +61,7 @@ def add_run_options(p: argparse.ArgumentParser, recipe: str, aliases: dict[str, 
 
 def overrides_from(args: argparse.Namespace) -> dict:
     out = {k[2:]: v for k, v in vars(args).items() if k.startswith("o:") and v is not None}
-    for item in args.model_arg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            from ..errors import ReslabError
-            raise ReslabError(f"--model-arg {item!r}: expected KEY=VALUE")
-        import yaml
-        out[f"model_args.{key}"] = yaml.safe_load(value)
+    out.update({f"model_args.{k}": v for k, v in parse_assignments(args.model_arg, "--model-arg").items()})
     if args.download:
         out["data.download"] = True
     if args.eval_test:
@@ -76,7 +85,7 @@ def train_with(args: argparse.Namespace, overrides: dict) -> int:
     if args.print_config:
         print(C.to_yaml(cfg), end="")
         return 0
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    seeds = parse_seeds(args.seeds)
     try:
         if not seeds:
             train(cfg, resume=args.resume)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from typing import TYPE_CHECKING
+from ..errors import ReslabError
+from ..utils.seeding import batch_seed
 
 if TYPE_CHECKING:
     from .sources import Split
@@ -26,24 +29,30 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1, sh
 
 def batch_generator(seed: int, epoch: int, batch: int, rank: int = 0) -> torch.Generator:
     """The augmentation randomness of one batch, a function of (seed, epoch, batch, rank) only."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 100_003 + batch) * 8 + rank)
+    return torch.Generator().manual_seed(batch_seed(seed, epoch, batch, rank))
+
+
+def steps_per_epoch(n: int, batch_size: int, world: int = 1, drop_last: bool = True) -> int:
+    """Batches per epoch for each of `world` ranks; a one-line error when the data cannot feed them."""
+    if batch_size % world:
+        raise ReslabError(f"batch size {batch_size} must be divisible by the number of processes {world}")
+    per_rank, local = n // world, batch_size // world
+    steps = per_rank // local if drop_last else -(-per_rank // local)
+    if steps == 0:
+        raise ReslabError(f"{n} training images cannot fill one batch of {batch_size}: lower --batch-size "
+                          f"(at most {per_rank * world})")
+    return steps
 
 
 class DeviceLoader:
     def __init__(self, split: "Split", batch_size: int, device: torch.device, augment: Augment, *, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = True, rank: int = 0, world: int = 1) -> None:
-        if batch_size % world:
-            raise ValueError(f"batch size {batch_size} must be divisible by the number of processes {world}")
+        self.steps_per_epoch = steps_per_epoch(len(split), batch_size, world, drop_last)
         self.images = split.images.to(device, non_blocking=True)
         self.labels = split.labels.to(device, non_blocking=True)
         self.local_batch = batch_size // world
         self.device, self.augment, self.seed = device, augment, seed
         self.shuffle, self.drop_last, self.rank, self.world = shuffle, drop_last, rank, world
-        per_rank = len(split) // world
-        self.steps_per_epoch = per_rank // self.local_batch if drop_last else -(-per_rank // self.local_batch)
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"{len(split)} images cannot fill one batch of {batch_size}")
-        self.per_rank = per_rank
 
     def __len__(self) -> int:
         return self.steps_per_epoch

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .cache import load_square
-from .loader import batch_generator, epoch_order
+from .loader import batch_generator, epoch_order, steps_per_epoch
 
 
 @dataclass
@@ -55,12 +55,8 @@ class StreamLoader:
     def __init__(self, split: StreamSplit, batch_size: int, device: torch.device,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor], *, seed: int = 0, workers: int = 2,
                  rank: int = 0, world: int = 1) -> None:
-        if batch_size % world:
-            raise ValueError(f"batch size {batch_size} must be divisible by the number of processes {world}")
+        self.steps_per_epoch = steps_per_epoch(len(split), batch_size, world)
         self.local_batch = batch_size // world
-        self.steps_per_epoch = (len(split) // world) // self.local_batch
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"{len(split)} images cannot fill one batch of {batch_size}")
         self.split, self.device, self.augment, self.workers = split, device, augment, workers
         self.seed, self.rank, self.world = seed, rank, world
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..training.plots import _plt
+from ..utils.plotting import plot_series, pyplot
 from .definitions import Experiment
 
 
@@ -57,7 +57,7 @@ def rows_for(exp: Experiment, results) -> list[dict]:
 def plot_curves(exp: Experiment, results, path: Path) -> None:
     """Error against iterations: training dashed, test solid (2015 paper, Fig. 6); plain | residual panels
     for the degradation experiment, one panel otherwise."""
-    plt = _plt()
+    plt = pyplot()
     groups = ([("plain", [a for a in exp.arms if a.model.startswith("plain")]),
                ("residual", [a for a in exp.arms if not a.model.startswith("plain")])]
               if exp.name == "degradation" else [(exp.title, list(exp.arms))])
@@ -70,8 +70,8 @@ def plot_curves(exp: Experiment, results, path: Path) -> None:
                 key = _test_key(r.records)
                 ev = [x for x in r.records if x["kind"] == "eval" and key in x]
                 lab = arm.label if j == 0 else None
-                ax.plot([x["step"] for x in tr], [100 * x["err"] for x in tr], "--", color=color, alpha=0.8)
-                ax.plot([x["step"] for x in ev], [100 * x[key] for x in ev], "-", color=color, label=lab)
+                plot_series(ax, [x["step"] for x in tr], [100 * x["err"] for x in tr], "--", color=color, alpha=0.8)
+                plot_series(ax, [x["step"] for x in ev], [100 * x[key] for x in ev], "-", color=color, label=lab)
         ax.set_title(title), ax.set_xlabel("iteration"), ax.set_ylabel("error (%)"), ax.grid(alpha=0.3)
         ax.legend(title="dashed: training, solid: test")
     fig.tight_layout()

@@ -22,7 +22,7 @@ from ..utils.io import atomic_write
 log = logging.getLogger(__name__)
 
 FORMAT_KEY = "reslab_format"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = 1  # bump when an older reslab could misread a newer file
 _NESTED = ("state_dict", "model", "model_state_dict", "module", "net")
 _PREFIXES = ("module.", "_orig_mod.", "model.")
 _RENAMES = {"linear.": "fc."}  # akamaster's CIFAR classifier
@@ -38,8 +38,43 @@ class Checkpoint:
 
     @property
     def config(self) -> dict[str, Any] | None:
-        raw = self.metadata.get("config")
-        return json.loads(raw) if isinstance(raw, str) else raw
+        """The model config reslab recorded (None for torchvision/timm/community files)."""
+        return self._json("config")
+
+    @property
+    def model_name(self) -> str | None:
+        return self.metadata.get("model") or None
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self._json("classes")
+
+    @property
+    def preprocess(self) -> dict[str, Any]:
+        """Evaluation preprocessing recorded by training (mean, std, image_size, crop); {} when unknown."""
+        return self._json("preprocess") or {}
+
+    @property
+    def train_config(self) -> dict[str, Any] | None:
+        """The resolved training config of the run that wrote this checkpoint (nested sections)."""
+        raw = self.metadata.get("train_config")
+        if not isinstance(raw, str):
+            return None
+        import yaml
+        try:
+            cfg = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            return None
+        return cfg if isinstance(cfg, dict) else None
+
+    def _json(self, key: str) -> Any:
+        raw = self.metadata.get(key)
+        if not isinstance(raw, str):
+            return raw
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ReslabError(f"checkpoint metadata {key!r} is not valid JSON ({self.source})") from None
 
 
 def resolve_weights(path: str | os.PathLike) -> Path:
@@ -62,12 +97,26 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if _is_safetensors(path):
         tensors, meta = _read_safetensors(path)
         source = "reslab" if meta.get(FORMAT_KEY) else "safetensors state dict"
+        _check_format(path, meta)
     else:
         tensors, meta, source = _read_torch(path)
     state, renamed = _normalise_keys(tensors)
     if renamed and source == "torch state dict":
         source = "community CIFAR checkpoint (module./linear naming)"
     return Checkpoint(state, source, meta)
+
+
+def _check_format(path: Path, meta: dict[str, str]) -> None:
+    version = meta.get(FORMAT_KEY)
+    if version is None:
+        return
+    try:
+        newer = int(version) > FORMAT_VERSION
+    except ValueError:
+        raise ReslabError(f"{path}: unrecognised reslab format version {version!r}") from None
+    if newer:
+        raise ReslabError(f"{path} was written by a newer reslab (format {version}; this one reads up to "
+                          f"{FORMAT_VERSION}): upgrade reslab (pip install -U reslab)")
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -189,7 +238,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, name: str = "", e
     """Write model weights as safetensors with the config needed to rebuild the model (atomically)."""
     from safetensors.torch import save_file
     cfg = getattr(model, "cfg", None)
-    meta = {FORMAT_KEY: FORMAT_VERSION, "model": name}
+    meta = {FORMAT_KEY: str(FORMAT_VERSION), "model": name}
     if cfg is not None:
         meta["config"] = json.dumps(cfg.to_dict())
     for k, v in (extra or {}).items():

@@ -23,7 +23,7 @@ class DataConfig:
     crop: int = 0                   # network input size; 0: the cached image size (CIFAR 32, folders as cached)
     cache_size: int = 0             # decode size for image folders (shorter side + centre crop); 0: native
     val_split: int = 0              # hold this many training images out for validation (paper: 5000)
-    train_subset: int = 0           # use only this many training images (fixed by the seed); 0: all
+    train_subset: int = 0           # use only this many training images (fixed by data.seed); 0: all
     eval_subset: int = 0            # evaluate on only this many images of each evaluation split; 0: all
     eval_test: bool = False         # with val_split, also evaluate the test split at the end
     download: bool = False          # fetch CIFAR from the official address if missing
@@ -31,6 +31,8 @@ class DataConfig:
     stream: bool = False            # decode per batch with DataLoader workers (folders too big for memory)
     workers: int = 2                # DataLoader workers of the streaming path
     cache_dir: str = ""             # default: $RESLAB_CACHE or ~/.cache/reslab
+    seed: int = 0                   # picks the val_split images and the subsets; apart from run.seed, so that
+                                    # runs repeated over seeds share one split (the papers' protocol)
 
 
 @dataclass
@@ -171,12 +173,6 @@ def all_keys() -> list[str]:
     return keys
 
 
-def field_default(key: str) -> Any:
-    section, _, name = key.rpartition(".")
-    obj = SECTIONS[section]() if section else TrainConfig()
-    return getattr(obj, name)
-
-
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -234,8 +230,19 @@ def validate(cfg: TrainConfig) -> None:
               ("schedule.steps", cfg.schedule.steps >= 0, "must be >= 0"),
               ("schedule.epochs", cfg.schedule.epochs >= 0, "must be >= 0"),
               ("schedule.gamma", 0 < cfg.schedule.gamma <= 1, "must be in (0, 1]"),
+              ("schedule.warmup_lr", cfg.schedule.warmup_lr > 0, "must be > 0"),
+              ("schedule.min_lr", cfg.schedule.min_lr >= 0, "must be >= 0"),
+              ("optim.grad_clip", cfg.optim.grad_clip >= 0, "must be >= 0 (0: no clipping)"),
               ("run.log_every", cfg.run.log_every > 0, "must be > 0"),
+              ("run.eval_every", cfg.run.eval_every >= 0, "must be >= 0 (0: once per epoch)"),
+              ("run.ckpt_every", cfg.run.ckpt_every >= 0, "must be >= 0 (0: at each evaluation)"),
+              ("run.eval_batch", cfg.run.eval_batch > 0, "must be > 0"),
               ("run.keep_ckpts", cfg.run.keep_ckpts >= 1, "must be >= 1"),
+              ("data.crop", cfg.data.crop >= 0, "must be >= 0 (0: the image size)"),
+              ("data.cache_size", cfg.data.cache_size >= 0, "must be >= 0 (0: native)"),
+              ("data.workers", cfg.data.workers >= 0, "must be >= 0"),
+              ("data.seed", cfg.data.seed >= 0, "must be >= 0"),
+              ("run.seed", cfg.run.seed >= 0, "must be >= 0"),
               ("data.val_split", cfg.data.val_split >= 0, "must be >= 0"),
               ("data.train_subset", cfg.data.train_subset >= 0, "must be >= 0"),
               ("data.eval_subset", cfg.data.eval_subset >= 0, "must be >= 0"),
@@ -247,6 +254,8 @@ def validate(cfg: TrainConfig) -> None:
             raise ReslabError(f"{key}={getattr(getattr(cfg, section) if section else cfg, name)!r} {rule}")
     if cfg.schedule.steps == 0 and cfg.schedule.epochs == 0:
         raise ReslabError("set a training length: schedule.steps (iterations) or schedule.epochs")
+    if any(m < 0 for m in cfg.schedule.milestones):
+        raise ReslabError(f"schedule.milestones={cfg.schedule.milestones} must be >= 0")
     w = cfg.schedule.warmup_steps
     if not (w == "auto" or (isinstance(w, int) and w >= 0)):
         raise ReslabError(f"schedule.warmup_steps={w!r} must be a number of steps >= 0 or 'auto'")

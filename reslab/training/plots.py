@@ -5,26 +5,21 @@ from pathlib import Path
 
 import torch
 
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+from ..utils.plotting import plot_series, pyplot
 
 
 def training_curves(records: list[dict], path: Path, title: str = "") -> Path:
     """Loss and error against steps: training dashed, evaluation solid (the papers' Fig. 6 style)."""
-    plt = _plt()
+    plt = pyplot()
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     if train:
-        ax1.plot([r["step"] for r in train], [r["loss"] for r in train], "--", label="train loss")
-        ax2.plot([r["step"] for r in train], [100 * r["err"] for r in train], "--", label="train error")
+        plot_series(ax1, [r["step"] for r in train], [r["loss"] for r in train], "--", label="train loss")
+        plot_series(ax2, [r["step"] for r in train], [100 * r["err"] for r in train], "--", label="train error")
     for split in sorted({k.split("/")[0] for r in evals for k in r if k.endswith("/top1_err")}):
         pts = [r for r in evals if f"{split}/top1_err" in r]
-        ax1.plot([r["step"] for r in pts], [r[f"{split}/loss"] for r in pts], "-", label=f"{split} loss")
+        plot_series(ax1, [r["step"] for r in pts], [r[f"{split}/loss"] for r in pts], "-", label=f"{split} loss")
         ax2.plot([r["step"] for r in pts], [100 * r[f"{split}/top1_err"] for r in pts], "-o", ms=3, label=f"{split} error")
     ax1.set_xlabel("iteration"), ax1.set_ylabel("loss"), ax1.set_yscale("log"), ax1.legend()
     ax2.set_xlabel("iteration"), ax2.set_ylabel("top-1 error (%)"), ax2.legend()
@@ -38,7 +33,7 @@ def training_curves(records: list[dict], path: Path, title: str = "") -> Path:
 
 
 def confusion_matrix(confusion: torch.Tensor, classes: list[str], path: Path, title: str = "") -> Path:
-    plt = _plt()
+    plt = pyplot()
     c = confusion.double()
     norm = (c / c.sum(1, keepdim=True).clamp(min=1)).numpy()
     n = len(classes)

@@ -44,4 +44,6 @@ def _fmt(key: str, v) -> str:
         return f"{100 * v:.2f}%"
     if key == "wall_s":
         return fmt_time(v)
+    if key.endswith("loss") and isinstance(v, float):
+        return f"{v:.4g}"
     return f"{v:,.1f}" if isinstance(v, float) else str(v)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from .config import TrainConfig, to_yaml
 from .device import Speed, resolve_speed
 from .finetune import apply_freezing, pretrained_model
 from .optim import EMA, make_optimizer
+from .rundir import RunLock, claim_new_run_dir, run_name
 from .schedule import Schedule, make_schedule
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,27 @@ class Run:
     ema: EMA | None
     scaler: torch.amp.GradScaler | None
     dir: Path
-    extra: dict[str, Any] = field(default_factory=dict)
+    lock: RunLock | None = None  # held by the main rank while the run writes into `dir`
 
     @property
     def ckpt_dir(self) -> Path:
         return self.dir / "checkpoints"
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated, and therefore saved: the EMA's when there is one."""
+        return self.ema.module if self.ema is not None else self.raw_model
+
     def meta(self, step: int) -> dict[str, Any]:
         """What checkpoints carry for inference: model, classes, preprocessing, the run's config."""
         return {"model": self.cfg.model, "classes": self.data.classes, "preprocess": self.pipeline.preprocess.to_dict(),
-                "dataset": self.data.name, "step": str(step), "train_config": to_yaml(self.cfg)}
+                "dataset": self.data.name, "step": str(step), "train_config": to_yaml(self.cfg),
+                "weights": "ema" if self.ema is not None else "raw"}
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
@@ -67,6 +78,21 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     if data.info.get("eval_only"):
         raise ReslabError(f"--data {cfg.data.source} has no train/ folder (only {data.test.name}/): nothing to train on")
     pipeline = make_pipeline(data, cfg.data.augment, cfg.data.crop, speed.channels_last)
+    directory = run_dir or Path(cfg.run.out) / dist.broadcast_object(run_name(cfg.model, data.name, cfg.run.name))
+    lock = None
+    if dist.is_main():
+        lock = RunLock(directory) if run_dir else claim_new_run_dir(directory)
+    try:
+        dist.barrier()  # no rank goes on before the main rank holds the folder
+        return _build(cfg, speed, data, pipeline, directory, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _build(cfg: TrainConfig, speed: Speed, data: DataBundle, pipeline: Pipeline, directory: Path,
+           lock: RunLock | None) -> Run:
     if data.monitor is None:
         log.warning("no validation or test split found: training without evaluation")
     if isinstance(data.train, StreamSplit):
@@ -94,10 +120,8 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     schedule = make_schedule(cfg.schedule, cfg.optim.lr, total, spe, raw.cfg)
     ema = EMA(raw, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
     scaler = torch.amp.GradScaler(speed.device.type) if speed.amp_dtype == torch.float16 else None
-    directory = run_dir or _new_run_dir(cfg, data)
-    run = Run(cfg, speed, data, pipeline, loader, raw, model, optimizer, schedule, total, ema, scaler, directory)
+    run = Run(cfg, speed, data, pipeline, loader, raw, model, optimizer, schedule, total, ema, scaler, directory, lock)
     if dist.is_main():
-        directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / "config.yaml", lambda p: p.write_text(to_yaml(cfg)))
     return run
 
@@ -120,7 +144,7 @@ def _initial_model(cfg: TrainConfig, data: DataBundle, pipeline: Pipeline) -> tu
 def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
     d = cfg.data
     kw = dict(cache_size=d.cache_size or None, val_split=d.val_split, download=d.download, skip_bad=d.skip_bad,
-              cache_dir=d.cache_dir or None, seed=0, stream=d.stream, train_subset=d.train_subset,
+              cache_dir=d.cache_dir or None, seed=d.seed, stream=d.stream, train_subset=d.train_subset,
               eval_subset=d.eval_subset)
     if dist.is_main():
         data = load_data(d.source, **kw)
@@ -129,16 +153,6 @@ def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
         dist.barrier()  # the main rank has filled the decode cache
         data = load_data(d.source, **kw)
     return data
-
-
-def _new_run_dir(cfg: TrainConfig, data: DataBundle) -> Path:
-    name = cfg.run.name or f"{cfg.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    name = dist.broadcast_object(name)
-    path = Path(cfg.run.out) / name
-    if (path / "checkpoints").exists() and dist.is_main():
-        raise ReslabError(f"run folder {path} already has checkpoints: pass --resume {path} to continue it, "
-                          f"or choose another --name")
-    return path
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -1,6 +1,11 @@
 """The training loop. The step never waits for the device: losses and accuracies accumulate on it
 and are read (one host synchronisation) every `log_every` steps; a NaN/inf is caught there and
-stops the run before anything is saved over the last good checkpoint."""
+stops the run before anything is saved over the last good checkpoint.
+
+Under DDP every rank must leave the loop at the same step, or the others wait in a collective until
+the timeout: a Ctrl-C (or SIGTERM) on any rank is therefore agreed at the periodic metrics
+all-reduce, and every rank stops there and saves one consistent checkpoint.
+"""
 from __future__ import annotations
 
 import json
@@ -8,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,9 @@ import torch
 from torch import nn
 
 from ..errors import ReslabError
+from ..models.weights import load_into, read_checkpoint
 from ..utils.progress import Progress
+from ..utils.seeding import step_seed
 from . import distributed as dist
 from .checkpoint import find_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
@@ -28,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class Interrupted(ReslabError):
-    """Ctrl-C: a resumable checkpoint was saved."""
+    """Ctrl-C / SIGTERM: a resumable checkpoint was saved."""
 
 
 @dataclass
@@ -42,17 +49,19 @@ class RunResult:
 
 
 class _StopRequest:
-    """SIGINT sets a flag that the loop reads between steps, so the checkpoint it then writes is a
-    consistent step boundary (an interrupt inside optimizer.step() would not be). A second Ctrl-C
-    aborts at once."""
+    """SIGINT and SIGTERM set a flag that the loop reads between steps, so the checkpoint it then
+    writes is a consistent step boundary (an interrupt inside optimizer.step() would not be). A
+    second signal aborts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._old = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopRequest":
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -61,8 +70,8 @@ class _StopRequest:
         self.requested = True
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 class _Clock:
@@ -95,49 +104,83 @@ class _Metrics:
     def __init__(self, run: Run) -> None:
         self.main = dist.is_main()
         self.records: list[dict] = []
+        self.file = self.tb = None
         if self.main:
             self.file = open(run.dir / "metrics.jsonl", "a")
-            self.tb = EventWriter(run.dir / "tensorboard") if run.cfg.run.tensorboard else None
+            try:
+                self.tb = EventWriter(run.dir / "tensorboard") if run.cfg.run.tensorboard else None
+            except BaseException:
+                self.file.close()
+                raise
 
     def write(self, record: dict[str, Any]) -> None:
         self.records.append(record)
-        if self.main:
+        if self.file is not None:
             self.file.write(json.dumps(record) + "\n")
             self.file.flush()
-            if self.tb:
-                self.tb.add_scalars(record["step"], {f"{record['kind']}/{k}" if "/" not in k else k: v
-                                                     for k, v in record.items() if isinstance(v, float)})
+        if self.tb is not None:
+            self.tb.add_scalars(record["step"], {f"{record['kind']}/{k}" if "/" not in k else k: v
+                                                 for k, v in record.items() if isinstance(v, float)})
 
     def close(self) -> None:
-        if self.main:
-            self.file.close()
-            if self.tb:
-                self.tb.close()
+        for handle in (self.file, self.tb):
+            if handle is not None:
+                handle.close()
+        self.file = self.tb = None
+
+
+class _NullMetrics:
+    records: list[dict] = []
+
+    def write(self, record: dict) -> None:
+        pass
+
+
+@dataclass
+class _LoopState:
+    """What the loop carries from step to step (besides the Run itself)."""
+
+    step: int
+    best: float
+    metrics: _Metrics
+    progress: Progress
+    acc: torch.Tensor                      # loss sum, correct, count of this rank since the last log
+    bad: torch.Tensor                      # a non-finite loss was seen on this rank
+    clock: _Clock = field(default_factory=_Clock)  # training time only: evaluation and saving excluded
+    stop: _StopRequest = field(default_factory=_StopRequest)
+    stopping: bool = False                 # every rank has agreed to stop at this step
+    last_eval: EvalResult | None = None
 
 
 def train(cfg: TrainConfig, resume: str | None = None) -> RunResult:
-    run_dir, state = None, None
+    run_dir, state, ckpt = None, None, None
     if resume:
         ckpt = find_checkpoint(resume)
         state = load_state(ckpt)
         run_dir = ckpt.parent.parent
     run = build_run(cfg, run_dir)
-    start = 0
-    if state is not None:
-        start = _restore(run, ckpt, state)
-        log.info("resumed %s at step %d of %d", run.dir, start, run.total_steps)
     try:
+        start = 0
+        if state is not None:
+            start = _restore(run, ckpt, state)
+            log.info("resumed %s at step %d of %d", run.dir, start, run.total_steps)
         return _loop(run, start, state or {})
     finally:
+        run.close()
         dist.shutdown()
 
 
 def _restore(run: Run, ckpt: Path, state: dict) -> int:
-    from ..models.weights import load_into, read_checkpoint
-    load_into(run.raw_model, read_checkpoint(ckpt / "model.safetensors"), name=run.cfg.model)
+    weights = read_checkpoint(ckpt / "model.safetensors")
+    if state.get("raw_model") is not None:  # an EMA run: the weights file holds the EMA (evaluated) weights
+        run.raw_model.load_state_dict(state["raw_model"])
+        if run.ema is not None:
+            load_into(run.ema.module, weights, name=run.cfg.model)
+    else:
+        load_into(run.raw_model, weights, name=run.cfg.model)
+        if run.ema is not None and state.get("ema") is not None:  # checkpoints written before reslab 0.2
+            run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
-    if run.ema is not None and state.get("ema") is not None:
-        run.ema.load_state_dict(state["ema"])
     if run.scaler is not None and state.get("scaler") is not None:
         run.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
@@ -145,75 +188,75 @@ def _restore(run: Run, ckpt: Path, state: dict) -> int:
 
 
 def _loop(run: Run, start: int, state: dict) -> RunResult:
-    cfg, dev = run.cfg, run.speed.device
-    total, batch = run.total_steps, cfg.batch_size
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
-    metrics = _Metrics(run)
-    best = float(state.get("best_err", float("inf")))
-    acc = torch.zeros(3, device=dev, dtype=torch.float64)  # loss sum, correct, count (this rank)
-    bad = torch.zeros((), device=dev, dtype=torch.bool)
-    progress = Progress(total * batch, desc=f"train {cfg.model}", unit="img", enabled=cfg.run.progress and dist.is_main())
+    cfg, dev, batch = run.cfg, run.speed.device, run.cfg.batch_size
+    progress = Progress(run.total_steps * batch, desc=f"train {cfg.model}", unit="img",
+                        enabled=cfg.run.progress and dist.is_main())
     progress.update(start * batch)
     progress.reset_clock(start * batch)
-    clock = _Clock()  # training time only: evaluation and saving are excluded from throughput
-    last_eval: EvalResult | None = None
-    t0, step = time.perf_counter(), start
+    ls = _LoopState(start, float(state.get("best_err", float("inf"))), _Metrics(run), progress,
+                    torch.zeros(3, device=dev, dtype=torch.float64), torch.zeros((), device=dev, dtype=torch.bool))
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
+    t0 = time.perf_counter()
     run.model.train()
-    stop = _StopRequest()
     try:
-        with stop:
-            step, last_eval, best = _epochs(run, step, total, criterion, acc, bad, clock, metrics, progress, stop, best)
-        if stop.requested:
-            raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        progress.close()
-        _interrupted(run, step, bad, best, consistent=stop.requested)
+        try:
+            with ls.stop:
+                _epochs(run, ls, criterion)
+        except KeyboardInterrupt:  # a second signal: aborted inside a step, not at a step boundary
+            raise Interrupted(f"aborted; the last checkpoint is kept; continue with: reslab train --resume {run.dir}") from None
+        if ls.stopping and ls.step < run.total_steps:
+            _check_finite(run, ls.bad, ls.step)
+            _save(run, ls.step, ls.best, False)
+            raise Interrupted(f"interrupted at step {ls.step}: checkpoint saved; continue with: "
+                              f"reslab train --resume {run.dir}")
     finally:
-        progress.close()
-    metrics.close()
-    wall = time.perf_counter() - t0
-    return _finish(run, step, start, best, wall, clock.total, metrics.records, last_eval)
+        ls.progress.close()
+        ls.metrics.close()
+    return _finish(run, ls, start, time.perf_counter() - t0)
 
 
-def _epochs(run: Run, step: int, total: int, criterion, acc, bad, clock: "_Clock", metrics: "_Metrics",
-            progress: Progress, stop: _StopRequest, best: float) -> tuple[int, EvalResult | None, float]:
-    """Train from `step` to `total` (or until a stop is requested); evaluate and save on schedule."""
-    cfg, spe, batch = run.cfg, len(run.loader), run.cfg.batch_size
+def _epochs(run: Run, ls: _LoopState, criterion) -> None:
+    """Train from ls.step to the end (or an agreed stop); evaluate and save on schedule."""
+    cfg, spe, batch, total = run.cfg, len(run.loader), run.cfg.batch_size, run.total_steps
     eval_every = cfg.run.eval_every or spe
     ckpt_every = cfg.run.ckpt_every or eval_every
-    last_eval: EvalResult | None = None
-    while step < total and not stop.requested:
-        for x, y in run.loader.epoch(step // spe, start=step % spe):
-            _train_step(run, criterion, x, y, step, acc, bad)
-            step += 1
-            clock.steps += 1
-            if step % cfg.run.log_every == 0 or step == total:
-                rec = _log_train(run, acc, bad, step, clock.lap_rate(batch))
-                metrics.write(rec)
-                progress.update(step * batch, f"loss {rec['loss']:.3f} err {100 * rec['err']:.1f}% "
-                                              f"lr {rec['lr']:.3g} {rec['img_s']:,.0f} img/s")
+    while ls.step < total and not ls.stopping:
+        for x, y in run.loader.epoch(ls.step // spe, start=ls.step % spe):
+            _train_step(run, criterion, x, y, ls)
+            ls.step += 1
+            ls.clock.steps += 1
+            step = ls.step
+            synced = step % cfg.run.log_every == 0 or step == total
+            if synced:
+                rec = _log_train(run, ls)
+                ls.metrics.write(rec)
+                ls.progress.update(step * batch, f"loss {rec['loss']:.3f} err {100 * rec['err']:.1f}% "
+                                                 f"lr {rec['lr']:.3g} {rec['img_s']:,.0f} img/s")
+            elif not dist.is_distributed():
+                ls.stopping = ls.stop.requested  # alone, a stop needs no agreement: take it at once
+            if ls.stopping and step < total:
+                return
             do_eval = step % eval_every == 0 or step == total
             if do_eval or step % ckpt_every == 0:
-                clock.pause()
-                _check_finite(run, bad, step)  # never save over a good checkpoint with NaN weights
+                ls.clock.pause()
+                _check_finite(run, ls.bad, step)  # never save over a good checkpoint with NaN weights
                 is_best = False
                 if do_eval:
-                    last_eval = _evaluate(run, step, metrics)
-                    is_best = last_eval is not None and last_eval.top1_err < best
-                    best = last_eval.top1_err if is_best else best
-                _save(run, step, best, is_best)
-                clock.resume()
-            if step >= total or stop.requested:
-                break
-    return step, last_eval, best
+                    ls.last_eval = _evaluate(run, step, ls.metrics)
+                    is_best = ls.last_eval is not None and ls.last_eval.top1_err < ls.best
+                    ls.best = ls.last_eval.top1_err if is_best else ls.best
+                _save(run, step, ls.best, is_best)
+                ls.clock.resume()
+            if step >= total:
+                return
 
 
-def _train_step(run: Run, criterion, x, y, step: int, acc: torch.Tensor, bad: torch.Tensor) -> None:
-    lr = run.schedule(step)
+def _train_step(run: Run, criterion, x, y, ls: _LoopState) -> None:
+    lr = run.schedule(ls.step)
     for g in run.optimizer.param_groups:
         g["lr"] = lr * g.get("lr_scale", 1.0)
     # Per-step seed: stochastic depth / dropout draw the same numbers whether or not the run was resumed.
-    torch.manual_seed((run.cfg.run.seed * 1_000_003 + step) * 64 + dist.rank())
+    torch.manual_seed(step_seed(run.cfg.run.seed, ls.step, dist.rank()))
     amp = run.speed.amp_dtype
     with torch.autocast(run.speed.device.type, dtype=amp, enabled=amp is not None):
         logits = run.model(x)
@@ -234,79 +277,77 @@ def _train_step(run: Run, criterion, x, y, step: int, acc: torch.Tensor, bad: to
     if run.ema is not None:
         run.ema.update(run.raw_model)
     d = loss.detach()
-    bad |= ~torch.isfinite(d)
-    acc[0] += d * len(y)
-    acc[1] += (logits.detach().argmax(1) == y).sum()
-    acc[2] += len(y)
+    ls.bad |= ~torch.isfinite(d)
+    ls.acc[0] += d * len(y)
+    ls.acc[1] += (logits.detach().argmax(1) == y).sum()
+    ls.acc[2] += len(y)
 
 
 def _check_finite(run: Run, bad: torch.Tensor, step: int) -> None:
     flag = bad.clone().to(torch.int32)
     dist.all_reduce_sum(flag)
     if flag.item():
-        last = run.ckpt_dir / "last"
-        where = f"the last good checkpoint {last.resolve()} is untouched" if last.exists() else "no checkpoint was written"
-        raise ReslabError(f"loss became NaN or infinite by step {step}; training stopped and {where} "
-                          f"(try a lower optim.lr or schedule.warmup_steps)")
+        _raise_not_finite(run, step)
 
 
-def _log_train(run: Run, acc: torch.Tensor, bad: torch.Tensor, step: int, img_s: float) -> dict:
-    _check_finite(run, bad, step)
-    sums = dist.all_reduce_sum(acc.clone())
-    acc.zero_()
+def _raise_not_finite(run: Run, step: int) -> None:
+    last = run.ckpt_dir / "last"
+    where = f"the last good checkpoint {last.resolve()} is untouched" if last.exists() else "no checkpoint was written"
+    raise ReslabError(f"loss became NaN or infinite by step {step}; training stopped and {where} "
+                      f"(try a lower optim.lr or schedule.warmup_steps)")
+
+
+def _log_train(run: Run, ls: _LoopState) -> dict:
+    """One all-reduce carries the metrics, the NaN flag and the stop requests of every rank."""
+    img_s = ls.clock.lap_rate(run.cfg.batch_size)
+    flags = torch.tensor([float(ls.bad), float(ls.stop.requested)], dtype=torch.float64, device=ls.acc.device)
+    sums = dist.all_reduce_sum(torch.cat([ls.acc, flags]))
+    ls.acc.zero_()
+    if sums[3].item():
+        _raise_not_finite(run, ls.step)
+    ls.stopping = bool(sums[4].item())
     n = max(sums[2].item(), 1)
-    return {"kind": "train", "step": step, "epoch": round(step / len(run.loader), 3), "loss": sums[0].item() / n,
-            "err": 1.0 - sums[1].item() / n, "lr": run.schedule(step - 1), "img_s": img_s * dist.world_size()}
+    return {"kind": "train", "step": ls.step, "epoch": round(ls.step / len(run.loader), 3),
+            "loss": sums[0].item() / n, "err": 1.0 - sums[1].item() / n, "lr": run.schedule(ls.step - 1),
+            "img_s": img_s * dist.world_size()}
 
 
-def _eval_model(run: Run) -> nn.Module:
-    return run.ema.module if run.ema is not None else run.raw_model
-
-
-def _evaluate(run: Run, step: int, metrics: _Metrics, split=None) -> EvalResult | None:
+def _evaluate(run: Run, step: int, metrics, split=None) -> EvalResult | None:
     split = split or run.data.monitor
     if split is None:
         return None
     ten = run.pipeline.preprocess.crop if run.cfg.run.ten_crop else 0
-    res = evaluate(_eval_model(run), split, len(run.data.classes), run.pipeline.eval_input(bool(ten)),
+    res = evaluate(run.eval_model, split, len(run.data.classes), run.pipeline.eval_input(bool(ten)),
                    run.speed.device, run.cfg.run.eval_batch, run.speed.amp_dtype, ten)
     metrics.write({"kind": "eval", "step": step, **res.summary()})
     return res
 
 
 def _save(run: Run, step: int, best: float, is_best: bool) -> None:
+    """model.safetensors holds the weights that were evaluated (the EMA's, when there is one), so
+    eval/predict/export/finetune load the model the run reported; the raw weights, needed to
+    resume, go into state.pt."""
+    raw = {k: v.detach().cpu() for k, v in run.raw_model.state_dict().items()} if run.ema is not None else None
     state = {"step": step, "optimizer": run.optimizer.state_dict(), "rng": rng_state(), "best_err": best,
-             "ema": run.ema.state_dict() if run.ema is not None else None,
-             "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+             "raw_model": raw, "scaler": run.scaler.state_dict() if run.scaler is not None else None,
              "data": {"seed": run.cfg.run.seed, "epoch": step // len(run.loader), "batch": step % len(run.loader)}}
     if dist.is_main():
-        save_checkpoint(run.ckpt_dir, step, run.raw_model, state, run.meta(step), best=is_best, keep=run.cfg.run.keep_ckpts)
+        save_checkpoint(run.ckpt_dir, step, run.eval_model, state, run.meta(step), best=is_best,
+                        keep=run.cfg.run.keep_ckpts)
     dist.barrier()
 
 
-def _interrupted(run: Run, step: int, bad: torch.Tensor, best: float, consistent: bool) -> None:
-    if not consistent:  # aborted inside a step: not a step boundary, so keep the last checkpoint
-        raise Interrupted(f"aborted; the last checkpoint is kept; continue with: reslab train --resume {run.dir}")
-    _check_finite(run, bad, step)
-    _save(run, step, best, False)
-    raise Interrupted(f"interrupted at step {step}: checkpoint saved; continue with: reslab train --resume {run.dir}")
-
-
-def _finish(run: Run, step: int, start: int, best: float, wall: float, train_time: float, records: list[dict],
-            last_eval: EvalResult | None) -> RunResult:
+def _finish(run: Run, ls: _LoopState, start: int, wall: float) -> RunResult:
     from .report import final_report
+    last_eval = ls.last_eval
     final = dict(last_eval.summary()) if last_eval else {}
     if run.data.val is not None and run.cfg.data.eval_test and run.data.test is not None:
-        test = _evaluate(run, step, _NullMetrics(), run.data.test)
+        test = _evaluate(run, ls.step, _NullMetrics(), run.data.test)
         final.update(test.summary())
         last_eval = test if test is not None else last_eval
-    img_s = (step - start) * run.cfg.batch_size / train_time if train_time > 0 else 0.0
-    result = RunResult(run.dir, step, final, best, wall, img_s)
+    train_time = ls.clock.total
+    img_s = (ls.step - start) * run.cfg.batch_size / train_time if train_time > 0 else 0.0
+    result = RunResult(run.dir, ls.step, final, ls.best, wall, img_s)
     if dist.is_main():
-        final_report(run, result, records, last_eval)
+        final_report(run, result, ls.metrics.records, last_eval)
     return result
-
-
-class _NullMetrics:
-    def write(self, record: dict) -> None:
-        pass

@@ -1,0 +1,68 @@
+"""The run folder: its name, an exclusive lock for the run's lifetime, and the leftovers of a run
+that died before its first checkpoint.
+
+The lock is an advisory `flock` on RUN/.lock: the kernel releases it when the process ends in any way
+(SIGKILL included), so a dead run never leaves a stale lock behind; the file only records who held it.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..errors import ReslabError
+
+log = logging.getLogger(__name__)
+LOCK_NAME = ".lock"
+# What a run writes into its folder before its first checkpoint (and nothing a user put there).
+RUN_OUTPUTS = ("metrics.jsonl", "tensorboard", "summary.json", "curves.png", "config.yaml")
+
+
+class RunLock:
+    """Held while a run writes into its folder; a second run on the same folder is refused."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / LOCK_NAME
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(self._fd)
+            self._fd = None
+            raise ReslabError(f"run folder {directory} is in use by {holder}: wait for it to finish, or choose "
+                              f"another --name") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%H:%M:%S')}".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def run_name(model: str, data_name: str, given: str = "") -> str:
+    return given or f"{model}-{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def claim_new_run_dir(path: Path) -> RunLock:
+    """Lock `path` for a new run. A folder with checkpoints is refused (resume it instead); outputs
+    of an earlier run that died before its first checkpoint are removed, so nothing is appended to
+    them."""
+    lock = RunLock(path)
+    if (path / "checkpoints").exists():
+        lock.release()
+        raise ReslabError(f"run folder {path} already has checkpoints: pass --resume {path} to continue it, "
+                          f"or choose another --name")
+    stale = [path / n for n in RUN_OUTPUTS if (path / n).exists()]
+    if stale:
+        log.info("%s holds the outputs of a run that stopped before its first checkpoint: starting afresh", path)
+        for p in stale:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return lock

@@ -1,0 +1,28 @@
+"""Seeds of the random streams that make a run reproducible and resumable: one stream per
+(seed, epoch, batch) for augmentation, one per (seed, step) for dropout / stochastic depth, each
+also per DDP rank.
+
+Rank 0 keeps the packed integer it has always used, so single-process results stay exactly as
+published. Other ranks get a 63-bit hash of (purpose, that integer, rank): packing the rank into
+the low bits of the integer (as before) made rank 8 at batch b draw what rank 0 draws at batch b+1.
+"""
+from __future__ import annotations
+
+import hashlib
+
+
+def batch_seed(seed: int, epoch: int, batch: int, rank: int = 0) -> int:
+    """The augmentation stream of one batch on one rank."""
+    return _per_rank("batch", ((seed * 1_000_003 + epoch) * 100_003 + batch) * 8, rank)
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The stream of one training step on one rank (dropout, stochastic depth)."""
+    return _per_rank("step", (seed * 1_000_003 + step) * 64, rank)
+
+
+def _per_rank(purpose: str, base: int, rank: int) -> int:
+    if rank == 0:
+        return base
+    digest = hashlib.blake2b(f"{purpose}|{base}|{rank}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1

@@ -1,0 +1,59 @@
+"""One run per folder: an exclusive lock for the run's lifetime, released however the process ends."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reslab import ReslabError
+from reslab.training.rundir import RunLock, claim_new_run_dir
+
+
+def test_second_lock_on_a_folder_is_refused_until_released(tmp_path):
+    first = RunLock(tmp_path / "run")
+    with pytest.raises(ReslabError, match=f"in use by pid {os.getpid()}"):
+        RunLock(tmp_path / "run")
+    first.release()
+    RunLock(tmp_path / "run").release()
+
+
+def test_lock_of_a_killed_process_is_not_stale(tmp_path):
+    code = f"from reslab.training.rundir import RunLock; RunLock(__import__('pathlib').Path({str(tmp_path)!r})); " \
+           "print('locked', flush=True); __import__('time').sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    with pytest.raises(ReslabError, match="in use"):
+        RunLock(tmp_path)
+    proc.kill()
+    proc.wait()
+    RunLock(tmp_path).release()  # the kernel released the dead process's lock
+
+
+def test_outputs_of_a_run_that_died_before_its_first_checkpoint_are_not_appended_to(tmp_path):
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "metrics.jsonl").write_text('{"kind": "train", "step": 10}\n')
+    (tmp_path / "notes.txt").write_text("mine")
+    claim_new_run_dir(tmp_path).release()
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "tensorboard").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # only reslab's own outputs are removed
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(ReslabError, match="already has checkpoints: pass --resume"):
+        claim_new_run_dir(tmp_path)
+
+
+def test_two_trainings_started_together_on_one_name_cannot_both_run(tmp_path):
+    cmd = [sys.executable, "-m", "reslab", "train", "--model-arg", "depth=8", "--batch-size", "32", "--steps", "150",
+           "--out", str(tmp_path), "--name", "dup", "--run.progress", "false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    a = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    b = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in (a, b)]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert "is in use by pid" in refused and "Traceback" not in refused
+    import json
+    recs = [json.loads(line) for line in (tmp_path / "dup" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs if r["kind"] == "train"] == list(range(10, 151, 10))  # one writer, once
