@@ -56,3 +56,16 @@ def cifar_small(cifar10_test_dir, tmp_path_factory) -> Path:
             for f in chosen:
                 shutil.copy(f, root / split / cls / f.name)
     return root
+
+
+def assert_one_line_error(proc, contains: str = "") -> str:
+    """A user error from the CLI: exit code 2, no traceback, the error on one line (the last on stderr;
+    info/progress lines may come before it). Returns that line."""
+    err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2, f"exit {proc.returncode}: {err[-1500:]}"
+    assert "Traceback" not in err, err[-3000:]
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and lines[-1] == errors[0], err[-1500:]
+    assert contains in errors[0], errors[0]
+    return errors[0]

@@ -14,7 +14,8 @@ import torch
 from ..errors import ReslabError
 from ..utils.io import atomic_path
 from ..utils.progress import Progress
-from .folder import ImageFolderIndex, decode_image
+from .decode import load_square
+from .folder import ImageFolderIndex
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +31,6 @@ def fingerprint(index: ImageFolderIndex, size: int) -> str:
         st = p.stat()
         h.update(f"{p.relative_to(index.root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
-
-
-def load_square(path: Path, size: int) -> torch.Tensor:
-    """Shorter side resized to `size` then centre-cropped to size x size (uint8, 3 x size x size)."""
-    from PIL import Image
-    img = decode_image(path)
-    h, w = img.shape[1:]
-    if (h, w) == (size, size):
-        return img
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    pil = Image.fromarray(img.permute(1, 2, 0).numpy()).resize((nw, nh), Image.BILINEAR)
-    arr = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return arr[:, top:top + size, left:left + size].contiguous()
 
 
 def decode_folder(index: ImageFolderIndex, size: int, skip_bad: bool = False, workers: int | None = None,

@@ -7,7 +7,6 @@ import io
 import os
 import pickle
 import shutil
-import tarfile
 import urllib.request
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ReslabError
+from .archives import safe_extract
 
 SOURCES = {
     "cifar10": dict(url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
@@ -111,18 +111,3 @@ def download_cifar(root: str | os.PathLike, name: str = "cifar10", url: str | No
     if found is None:
         raise ReslabError(f"the downloaded archive did not contain '{src['folder']}'")
     return found
-
-
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Extract a tar archive, refusing absolute paths, '..', links and device files."""
-    dest = Path(dest).resolve()
-    with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        for m in members:
-            target = (dest / m.name).resolve()
-            if not (m.isfile() or m.isdir()) or os.path.isabs(m.name) or not target.is_relative_to(dest):
-                raise ReslabError(f"refusing to extract {archive}: unsafe member {m.name!r}")
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, members=members, filter="data")
-        else:  # Python < 3.10.12: members were checked above
-            tar.extractall(dest, members=members)

@@ -6,7 +6,6 @@ such a tree (comma-separated), which are extracted once into the cache.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +13,9 @@ from pathlib import Path
 import torch
 
 from ..errors import ReslabError
+from .archives import extract_archives
 from .cache import cached_folder, default_cache_dir
-from .cifar import download_cifar, find_cifar_root, load_cifar, safe_extract
+from .cifar import download_cifar, find_cifar_root, load_cifar
 from .folder import scan_image_folder
 from .streaming import StreamSplit
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -158,19 +158,3 @@ def _native_size(path: Path) -> int:
     from PIL import Image
     with Image.open(path) as img:
         return min(img.size)
-
-
-def extract_archives(archives: list[Path], cache_dir: str | None) -> Path:
-    """Extract tar archives (once) into one cache folder keyed by their names, sizes and times."""
-    h = hashlib.sha256()
-    for a in archives:
-        st = a.stat()
-        h.update(f"{a.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-    dest = Path(cache_dir or default_cache_dir()) / "extracted" / h.hexdigest()[:16]
-    done = dest / ".complete"
-    if not done.exists():
-        for a in archives:
-            log.info("extracting %s into %s", a, dest)
-            safe_extract(a, dest)
-        done.touch()
-    return dest

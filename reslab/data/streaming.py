@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .cache import load_square
+from .decode import load_square
 from .loader import batch_generator, epoch_order, steps_per_epoch
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.cache import load_square
+from ..data.decode import load_square
 from ..data.folder import IMAGE_EXTENSIONS
 from ..errors import ReslabError
 

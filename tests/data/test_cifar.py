@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from reslab import ReslabError
-from reslab.data.cifar import download_cifar, load_cifar, safe_extract
+from reslab.data.archives import safe_extract
+from reslab.data.cifar import download_cifar, load_cifar
 
 
 def write_cifar10(root, n=20, str_keys=False, seed=0):

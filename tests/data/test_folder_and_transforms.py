@@ -9,7 +9,8 @@ from PIL import Image
 from reslab import ReslabError
 from reslab.data import transforms as T
 from reslab.data.cache import cached_folder
-from reslab.data.folder import decode_image, scan_image_folder
+from reslab.data.decode import decode_image
+from reslab.data.folder import scan_image_folder
 from reslab.data.loader import DeviceLoader
 from reslab.data.sources import Split, load_data
 

@@ -89,3 +89,39 @@ def test_two_process_finetune_with_frozen_stages(tmp_path):
     a, b = load_file(str(pretrained)), load_file(str(tmp_path / "ft/checkpoints/last/model.safetensors"))
     assert torch.equal(a["layer1.0.conv1.weight"], b["layer1.0.conv1.weight"])  # frozen on both ranks
     assert not torch.equal(a["layer2.0.conv1.weight"], b["layer2.0.conv1.weight"])
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_at_one_checkpoint_and_resume_is_exact(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESLAB_DIST_TIMEOUT": "60"}
+    extra = ("--run.ckpt_every", "10", "--run.eval_every", "1000")
+    straight = subprocess.run(torchrun(tmp_path, "straight", *extra, steps=80), env=env, capture_output=True,
+                              text=True, timeout=240)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    proc = subprocess.Popen(torchrun(tmp_path, "cut", *extra, steps=80), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    ckpts = tmp_path / "cut" / "checkpoints"
+    deadline = time.time() + 180
+    while not (ckpts / "step-00000010").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    workers = _children(proc.pid)
+    assert len(workers) == 2, workers
+    os.kill(workers[1], signal.SIGINT)  # one rank only: the other learns of it at the next metrics all-reduce
+    t0 = time.time()
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("a rank kept waiting in a collective after its peer was interrupted")
+    assert time.time() - t0 < 50  # well under the 60 s collective timeout: nobody waited for it
+    assert err.count("interrupted at step") >= 1 and "Timeout" not in err, err[-3000:]
+    cut_at = int(os.readlink(ckpts / "last").split("-")[1])
+    assert 10 < cut_at < 80 and cut_at % 5 == 0  # stopped together at an agreed (log) step
+    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                              "-m", "reslab", "train", "--resume", str(tmp_path / "cut")], env=env,
+                             capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(str(tmp_path / "straight/checkpoints/last/model.safetensors"))
+    b = load_file(str(tmp_path / "cut/checkpoints/last/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed DDP weights differ from the uninterrupted run"
