@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .arguments import positive
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="gradient flow / layer responses of models and checkpoints")
@@ -15,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("models", nargs="+", help="model names, e.g. resnet56 (its twin plain56 is added)")
     g.add_argument("--weights", default=None, help="a checkpoint, or a run folder (every kept checkpoint)")
     g.add_argument("--data", default=None, help="as `reslab train --data` (default: digits)")
-    g.add_argument("--batch", type=int, default=128)
+    g.add_argument("--batch", type=positive, default=128, help="real training images in the measured batch")
     g.add_argument("--no-twins", action="store_true", help="do not add the plain/residual twin of each model")
     g.add_argument("--out", default="runs/analysis-gradients")
     g.set_defaults(func=run_gradients)
@@ -23,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("checkpoints", nargs="+", help="checkpoint files or run folders (their last checkpoint)")
     r.add_argument("--model", default=None, help="architecture, for checkpoints that do not record it")
     r.add_argument("--data", default=None)
-    r.add_argument("--images", type=int, default=1000)
+    r.add_argument("--images", type=positive, default=1000, help="test images the responses are measured on")
     r.add_argument("--out", default="runs/analysis-responses")
     r.set_defaults(func=run_responses)
 

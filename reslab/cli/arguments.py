@@ -32,6 +32,24 @@ def positive_or_zero(text: str) -> int:
     return _integer(text, 0, "must be >= 0")
 
 
+def _number(text: str, ok, rule: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{value:g} {rule}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, lambda v: v > 0, "must be > 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, lambda v: v >= 0, "must be >= 0")
+
+
 def parse_seeds(text: str | None) -> list[int] | None:
     """"0,1,2" -> [0, 1, 2]; a one-line error for anything else."""
     if text is None:

@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help=", ".join(EXPERIMENTS))
     p.add_argument("--budget", default="quick", choices=list(BUDGETS),
                    help="quick: ~15 min on 2 CPU cores (1/64 of the schedule); paper: the full 64k iterations (GPU)")
-    p.add_argument("--data", default=None, help="default: ../shared/data/cifar10-jpeg.tar.gz if present, else cifar10")
+    p.add_argument("--data", default=None, help="as `reslab train --data` (default: cifar10, the official format in the cache)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (mean ± std in the table)")
     p.add_argument("--out", default="runs")
     p.add_argument("--only", nargs="*", default=None, help="run only these arms (labels or model names)")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..export.formats import FORMATS
+from .arguments import non_negative_float, positive, positive_float, positive_or_zero
 from .inference_args import add_model_options, load_from_args
 
 
@@ -23,14 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "cifar10:DIR, digits)")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with eager PyTorch")
-    p.add_argument("--verify-images", type=int, default=256)
-    p.add_argument("--tolerance", type=float, default=1e-3,
+    p.add_argument("--verify-images", type=positive, default=256, help="real images the export is compared on")
+    p.add_argument("--tolerance", type=positive_float, default=1e-3,
                    help="max |exported - eager| allowed, relative to the largest logit (at least 1)")
     p.add_argument("--int8", action="store_true", help="also write an int8 model (ONNX Runtime, static, per-channel)")
-    p.add_argument("--calib-images", type=int, default=512, help="training images used to calibrate int8 ranges")
+    p.add_argument("--calib-images", type=positive, default=512, help="training images used to calibrate int8 ranges")
     p.add_argument("--calib-method", default="percentile", choices=("minmax", "percentile", "entropy"))
-    p.add_argument("--eval-images", type=int, default=0, help="images to measure the int8 accuracy cost on (0: all)")
-    p.add_argument("--int8-max-drop", type=float, default=1.0, help="reject the int8 model above this top-1 loss (points)")
+    p.add_argument("--eval-images", type=positive_or_zero, default=0, help="images to measure the int8 accuracy cost on (0: all)")
+    p.add_argument("--int8-max-drop", type=non_negative_float, default=1.0, help="reject the int8 model above this top-1 loss (points)")
     p.set_defaults(func=run)
 
 

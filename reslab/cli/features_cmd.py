@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .arguments import positive
 from .inference_args import add_model_options, load_from_args
 
 
@@ -16,8 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_options(p)
     p.add_argument("--layers", default="pooled", help="comma-separated: pooled and/or stage indices, e.g. pooled,3")
     p.add_argument("--out", required=True, help="output .npy (one layer) or .safetensors file")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=positive, default=64, help="images per forward pass")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=run)
 
 

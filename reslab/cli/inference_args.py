@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ReslabError
+from .arguments import positive
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -14,9 +15,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="architecture, for checkpoints that do not record it (e.g. resnet56)")
     p.add_argument("--classes", default=None, metavar="FILE",
                    help="class names, one per line, or 'cifar10' (default: the checkpoint's, else 'class N')")
-    p.add_argument("--image-size", type=int, default=None,
+    p.add_argument("--image-size", type=positive, default=None,
                    help="resize the shorter side to this (default: the checkpoint's; 32 for CIFAR nets, else 256)")
-    p.add_argument("--crop", type=int, default=None, help="network input size (default: the checkpoint's; else 224)")
+    p.add_argument("--crop", type=positive, default=None, help="network input size (default: the checkpoint's; else 224)")
 
 
 def load_from_args(args: argparse.Namespace):

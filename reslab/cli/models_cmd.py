@@ -10,8 +10,8 @@ from ..models.registry import list_models
 from ..utils.table import format_table, human
 
 COLUMNS = [("name", "model"), ("family", "family"), ("depth", "depth"), ("block", "block"),
-           ("shortcut", "shortcut"), ("params_h", "params"), ("paper_params", "paper"),
-           ("macs_h", "MACs"), ("paper_macs", "paper"), ("paper_source", "source")]
+           ("shortcut", "shortcut"), ("params_h", "params"), ("paper_params", "published"),
+           ("macs_h", "MACs"), ("paper_macs", "published"), ("paper_source", "published in")]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +41,5 @@ def run(args: argparse.Namespace) -> int:
         r["macs_h"] = human(r["macs"])
     print(format_table(rows, COLUMNS, right=("depth", "params_h", "macs_h", "paper_params", "paper_macs")))
     print("\nMACs: multiply-adds of conv + linear layers for one image (32x32 CIFAR, 224x224 ImageNet). "
-          "'@1x1' rows put the bottleneck stride on the first 1x1 (2015 paper); the default is on the 3x3. "
-          "2016 T3 params exclude BatchNorm parameters.")
+          "'@1x1' rows put the bottleneck stride on the first 1x1 (2015 paper); the default is on the 3x3 (torchvision).")
     return 0

@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..utils.table import format_table
+from .arguments import positive
 from .inference_args import add_model_options, load_from_args
 
 
@@ -14,10 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Preprocessing (input size, normalisation) and class names come from the checkpoint.")
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
     add_model_options(p)
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true", help="print JSON (one object per image) instead of a table")
+    p.add_argument("--top-k", type=positive, default=5, help="how many classes to show per image (at most all)")
+    p.add_argument("--batch-size", type=positive, default=64, help="images per forward pass")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--json", action="store_true",
+                   help='print JSON instead of a table: {"weights", "model", "predictions": [one object per image]}')
     p.set_defaults(func=run)
 
 

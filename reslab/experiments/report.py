@@ -118,8 +118,7 @@ def write_report(exp: Experiment, budget: str, data: str, seeds: list[int], resu
 
 Training error: the last two logged training-batch errors (augmented batches, as the papers' curves);
 test error: the final evaluation{' on a fixed 2,000-image subset of the test set' if budget == 'quick' else ''}.
-The data here is a JPEG copy of CIFAR-10 (when the shared archive is used) and the quick budget trains
-1/64 of the paper's schedule, so absolute numbers are not comparable with the papers' column.
+{"The quick budget trains 1/64 of the paper's schedule, so absolute numbers are not comparable with the papers' column." if budget == "quick" else "The papers trained on the original CIFAR-10 pixels: other copies of the data (e.g. JPEG-compressed) shift the absolute numbers."}
 
 ## What the measurements show
 {claim_check(exp, rows)}

@@ -1,6 +1,7 @@
 """Run an experiment: every arm x seed with the same recipe, then the report."""
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import subprocess
@@ -15,7 +16,6 @@ from ..training.config import build_config, to_yaml
 from .definitions import BUDGETS, DEPTH_QUICK_STEPS, EXPERIMENTS, Arm, Experiment
 
 log = logging.getLogger(__name__)
-SHARED_CIFAR = Path("../shared/data/cifar10-jpeg.tar.gz")
 
 
 @dataclass
@@ -25,10 +25,6 @@ class ArmResult:
     dir: Path
     summary: dict[str, Any]
     records: list[dict]
-
-
-def default_data() -> str:
-    return str(SHARED_CIFAR) if SHARED_CIFAR.exists() else "cifar10"
 
 
 def arm_overrides(exp: Experiment, arm: Arm, budget: str, data: str, seed: int, run_dir: Path,
@@ -43,7 +39,7 @@ def arm_overrides(exp: Experiment, arm: Arm, budget: str, data: str, seed: int, 
             "data.train_subset": b.train_subset, "data.eval_subset": b.eval_subset,
             "run.eval_every": min(b.eval_every, steps), "run.ckpt_every": min(b.ckpt_every, steps),
             "run.keep_ckpts": 1000, "run.seed": seed, "run.out": str(run_dir.parent), "run.name": run_dir.name,
-            "run.progress": False, **exp.run}
+            **exp.run}
     if budget == "quick":
         # Every arm warms up linearly over the first 10 %. Without it ResNet-56 (and the independent
         # akamaster re-implementation, identically) blows up at lr 0.1 in the first ~20 iterations and
@@ -66,39 +62,46 @@ def run_experiment(name: str, budget: str = "quick", data: str | None = None, se
     if not arms:
         raise ReslabError(f"--only {only} matches no arm of {name}; arms: {', '.join(a.label for a in exp.arms)}")
     seeds = seeds or [0]
-    data = data or default_data()
+    data = data or "cifar10"
     root = Path(out) / f"{name}-{budget}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # Every arm's config is built (and so validated) before anything is written.
+    plan = [(seed, arm, root / _slug(arm.label) / f"seed-{seed}") for seed in seeds for arm in arms]
+    configs = [build_config("cifar-paper", arm_overrides(exp, arm, budget, data, seed, run_dir, extra or {}))
+               for seed, arm, run_dir in plan]
     root.mkdir(parents=True, exist_ok=False)
     command = " ".join(["reslab", *sys.argv[1:]]) if sys.argv[1:2] == ["experiment"] else ""
     results: list[ArmResult] = []
     t0 = time.time()
-    for seed in seeds:
-        for arm in arms:
-            run_dir = root / _slug(arm.label) / f"seed-{seed}"
-            over = arm_overrides(exp, arm, budget, data, seed, run_dir, extra or {})
-            cfg = build_config("cifar-paper", over)
-            print(f"[{name}] {arm.label} ({arm.model}, seed {seed}) -> {run_dir}", file=sys.stderr)
-            if exp.isolate:
-                _train_in_subprocess(cfg, run_dir)
-            else:
-                from ..training import train
-                train(cfg)
-            summary = json.loads((run_dir / "summary.json").read_text())
-            records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-            results.append(ArmResult(arm, seed, run_dir, summary, records))
+    for i, ((seed, arm, run_dir), cfg) in enumerate(zip(plan, configs), start=1):
+        print(f"[{name} {i}/{len(plan)}] {arm.label} ({arm.model}, seed {seed}) -> {run_dir}", file=sys.stderr)
+        if exp.isolate:
+            _train_in_subprocess(cfg, run_dir)
+        else:
+            from ..training import train
+            train(cfg)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        results.append(ArmResult(arm, seed, run_dir, summary, records))
     from .report import write_report
     write_report(exp, budget, data, seeds, results, root, time.time() - t0, command)
     return root
 
 
 def _train_in_subprocess(cfg, run_dir: Path) -> None:
+    """`reslab train` in a process of its own (its peak memory is its own); its progress is passed
+    through as it comes, and its last line becomes the error if it fails."""
     run_dir.mkdir(parents=True, exist_ok=True)
     recipe = run_dir / "experiment-config.yaml"
     recipe.write_text(to_yaml(cfg))
-    done = subprocess.run([sys.executable, "-m", "reslab", "train", "--recipe", str(recipe)], stderr=subprocess.PIPE,
-                          text=True)
-    if done.returncode != 0:
-        raise ReslabError(f"training {cfg.model} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
+    proc = subprocess.Popen([sys.executable, "-m", "reslab", "train", "--recipe", str(recipe)], stderr=subprocess.PIPE,
+                            text=True)
+    tail: collections.deque[str] = collections.deque(maxlen=5)
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        if line.strip():
+            tail.append(line.strip())
+    if proc.wait() != 0:
+        raise ReslabError(f"training {cfg.model} failed: {tail[-1] if tail else f'exit code {proc.returncode}'}")
 
 
 def _slug(label: str) -> str:

@@ -33,6 +33,8 @@ def parse_layers(spec: str, n_stages: int) -> list[str]:
 @torch.inference_mode()
 def extract_features(im: InferenceModel, paths: list[Path], layers: Sequence[str] = ("pooled",),
                      batch_size: int = 64, device: str | torch.device = "cpu", progress: bool = False) -> dict[str, np.ndarray]:
+    if batch_size < 1:
+        raise ReslabError(f"batch_size must be >= 1, got {batch_size}")
     dev = torch.device(device)
     model = im.model.to(dev).eval()
     stages = sorted({int(n.removeprefix("stage")) for n in layers if n != "pooled"})

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ReslabError
 from ..utils.progress import Progress
 from .images import load_images
 from .spec import InferenceModel
@@ -14,9 +15,11 @@ from .spec import InferenceModel
 def predict(im: InferenceModel, paths: list[Path], top_k: int = 5, batch_size: int = 64,
             device: str | torch.device = "cpu", progress: bool = False) -> list[dict]:
     """[{"file", "top": [{"class", "index", "prob"}, ...]}] in the order of `paths`."""
+    if top_k < 1 or batch_size < 1:
+        raise ReslabError(f"top_k and batch_size must be >= 1, got {top_k} and {batch_size}")
     dev = torch.device(device)
     model = im.model.to(dev).eval()
-    k = max(1, min(top_k, len(im.classes)))
+    k = min(top_k, len(im.classes))
     out: list[dict] = []
     bar = Progress(len(paths), desc="predict", unit="img", enabled=progress)
     for start in range(0, len(paths), batch_size):

@@ -14,27 +14,43 @@ from .resnet import ResNet
 
 @dataclass(frozen=True)
 class Reference:
+    """Published figures for one model, each with where it is published."""
+
     params: str = ""
+    params_source: str = ""
     macs: str = ""
-    source: str = ""
+    macs_source: str = ""
+
+    @property
+    def source(self) -> str:
+        parts = [f"params: {self.params_source}" if self.params else "", f"MACs: {self.macs_source}" if self.macs else ""]
+        return "; ".join(p for p in parts if p)
 
 
-# Published figures. CIFAR params: 2015 paper Table 6. ImageNet multiply-adds: 2015 Table 1 ("FLOPs"),
-# counted with the stride on the first 1x1 of the bottleneck. ImageNet params: torchvision's model
-# cards. Pre-activation params: 2016 Table 3 (these exclude BatchNorm's parameters). CIFAR
-# multiply-adds are the usual conv + linear count at 32x32 (e.g. akamaster's model table).
+_T6 = "He et al. 2015, Table 6"
+_T1 = "He et al. 2015, Table 1 (FLOPs = multiply-adds)"
+_TV = "torchvision model card"  # weights meta: num_params and _ops (GFLOPS, counted as multiply-adds)
+_PRE = "He et al. 2016, Table 3 (without BN parameters)"
+_WRN = "Zagoruyko & Komodakis 2016, Table 4"
+
+# CIFAR nets: the 2015 paper publishes parameters only (no multiply-adds). ImageNet nets: exact
+# parameter counts and multiply-adds from torchvision's weight metadata (stride on the 3x3, as its
+# code), and the 2015 paper's Table 1 multiply-adds for the paper's stride on the first 1x1 (@1x1 rows).
 REFERENCES: dict[str, Reference] = {
-    "resnet20": Reference("0.27M", "40.55M", "2015 T6"), "resnet32": Reference("0.46M", "68.86M", "2015 T6"),
-    "resnet44": Reference("0.66M", "97.17M", "2015 T6"), "resnet56": Reference("0.85M", "125.49M", "2015 T6"),
-    "resnet110": Reference("1.7M", "252.89M", "2015 T6"), "resnet1202": Reference("19.4M", "2.83G", "2015 T6"),
-    "resnet18": Reference("11.69M", "1.8G", "2015 T1"), "resnet34": Reference("21.80M", "3.6G", "2015 T1"),
-    "resnet50": Reference("25.56M", "4.1G", "torchvision"), "resnet50@1x1": Reference("25.56M", "3.8G", "2015 T1"),
-    "resnet101": Reference("44.55M", "7.8G", "torchvision"), "resnet101@1x1": Reference("44.55M", "7.6G", "2015 T1"),
-    "resnet152": Reference("60.19M", "11.5G", "torchvision"), "resnet152@1x1": Reference("60.19M", "11.3G", "2015 T1"),
-    "preact_resnet164": Reference("1.7M", "", "2016 T3"), "preact_resnet1001": Reference("10.2M", "", "2016 T3"),
-    "wrn28_10": Reference("36.5M", "", "WRN T4"), "wrn16_8": Reference("11.0M", "", "WRN T4"),
-    "wrn40_4": Reference("8.9M", "", "WRN T4"),
-    "wide_resnet50_2": Reference("68.88M", "11.4G", "torchvision"), "resnext50_32x4d": Reference("25.03M", "4.23G", "torchvision"),
+    "resnet20": Reference("0.27M", _T6), "resnet32": Reference("0.46M", _T6), "resnet44": Reference("0.66M", _T6),
+    "resnet56": Reference("0.85M", _T6), "resnet110": Reference("1.7M", _T6), "resnet1202": Reference("19.4M", _T6),
+    "resnet18": Reference("11,689,512", _TV, "1.814G", _TV), "resnet34": Reference("21,797,672", _TV, "3.664G", _TV),
+    "resnet50": Reference("25,557,032", _TV, "4.089G", _TV), "resnet101": Reference("44,549,160", _TV, "7.801G", _TV),
+    "resnet152": Reference("60,192,808", _TV, "11.514G", _TV),
+    "resnet50@1x1": Reference(macs="3.8G", macs_source=_T1), "resnet101@1x1": Reference(macs="7.6G", macs_source=_T1),
+    "resnet152@1x1": Reference(macs="11.3G", macs_source=_T1),
+    "preact_resnet164": Reference("1.7M", _PRE), "preact_resnet1001": Reference("10.2M", _PRE),
+    "wrn28_10": Reference("36.5M", _WRN), "wrn16_8": Reference("11.0M", _WRN), "wrn40_4": Reference("8.9M", _WRN),
+    "wide_resnet50_2": Reference("68,883,240", _TV, "11.398G", _TV),
+    "wide_resnet101_2": Reference("126,886,696", _TV, "22.753G", _TV),
+    "resnext50_32x4d": Reference("25,028,904", _TV, "4.23G", _TV),
+    "resnext101_32x8d": Reference("88,791,336", _TV, "16.414G", _TV),
+    "resnext101_64x4d": Reference("83,455,272", _TV, "15.46G", _TV),
 }
 
 # Extra rows of the report: the 2015 paper's stride placement for the deep bottleneck nets.

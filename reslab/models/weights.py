@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,12 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], st
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ReslabError(f"refusing to load {path}: it holds Python objects other than tensors, which could run "
-                          f"code when unpickled (weights_only=True): {_first_line(e)}") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f" (it names {found.group(1)})" if found else ""
+        raise ReslabError(f"refusing to load {path}: it holds Python objects other than tensors{what}, and unpickling "
+                          f"them can run arbitrary code; reslab only reads tensors (torch.load with weights_only=True). "
+                          f"If you trust the file, re-save its state dict with torch.save(model.state_dict(), ...) "
+                          f"or as safetensors") from None
     except Exception as e:  # noqa: BLE001 - any decoding failure of an untrusted file (KeyError, EOFError, ...)
         raise ReslabError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): {_first_line(e)}") from None
     meta: dict[str, Any] = {}

@@ -6,7 +6,7 @@ import pytest
 from reslab import ReslabError
 from reslab.cli.main import main
 from reslab.experiments import EXPERIMENTS
-from reslab.experiments.runner import run_experiment
+from reslab.experiments.runner import _slug, run_experiment
 
 TINY = {"schedule.steps": 4, "schedule.milestones": [2], "run.eval_every": 2, "run.ckpt_every": 2, "batch_size": 16,
         "data.train_subset": 64, "data.eval_subset": 32, "run.tensorboard": False}
@@ -14,16 +14,31 @@ TINY = {"schedule.steps": 4, "schedule.milestones": [2], "run.eval_every": 2, "r
 
 @pytest.mark.parametrize("name", ["degradation", "shortcuts", "preact"])
 def test_experiment_end_to_end_tiny(tmp_path, name):
+    import csv
     extra = dict(TINY)
     if name != "degradation":
         extra["model_args.depth"] = 8
     root = run_experiment(name, "quick", "digits", [0], str(tmp_path), extra)
+    rows = list(csv.DictReader(open(root / "results.csv")))
+    assert [r["arm"] for r in rows] == [a.label for a in EXPERIMENTS[name].arms]
     text = (root / "summary.md").read_text()
-    assert "## What the measurements show" in text and (root / "curves.png").is_file()
-    lines = (root / "results.csv").read_text().splitlines()
-    assert len(lines) == 1 + len(EXPERIMENTS[name].arms)
+    for r in rows:
+        assert 0 <= float(r["test_err"]) <= 100 and f"| {r['arm']} |" in text and f"| {r['test_err']} |" in text
+    # the table's test error is the arm's own final evaluation
+    first = rows[0]
+    final = json.loads((root / _slug(first["arm"]) / "seed-0" / "summary.json").read_text())
+    assert float(first["test_err"]) == pytest.approx(100 * final["test/top1_err"], abs=0.006)
+    if name == "degradation":  # the claim lines quote the measured training errors
+        assert f"plain-56 {float(rows[1]['train_err']):.2f} %" in text
+    assert (root / "curves.png").stat().st_size > 10_000
     if name == "preact":  # the table names the depth the nets were actually built at, not the paper's 110
         assert "resnet110 built at depth 8" in text
+
+
+def test_bad_override_leaves_no_experiment_folder(tmp_path):
+    with pytest.raises(ReslabError, match="unknown config field 'optim.lrr'"):
+        run_experiment("degradation", "quick", "digits", [0], str(tmp_path), {"optim.lrr": 0.1})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_depth_experiment_runs_arms_in_their_own_process(tmp_path):

@@ -82,3 +82,33 @@ def test_complexity_json_fields():
     r = complexity("resnet20")
     assert {"name", "params", "macs", "family", "depth", "block", "shortcut"} <= set(r)
     assert r["input"] == [3, 32, 32] and r["shortcut"] == "A"
+
+
+def test_every_published_figure_matches_the_count_at_its_precision():
+    from reslab.models.complexity import REFERENCES, complexity
+    for name, ref in REFERENCES.items():
+        row = complexity(name)
+        if ref.params:
+            if "," in ref.params:  # exact counts (torchvision's metadata)
+                assert row["params"] == int(ref.params.replace(",", "")), name
+            else:  # "0.27M": rounded as published
+                digits = len(ref.params[:-1].split(".")[1]) if "." in ref.params else 0
+                count = _params_without_bn(name) if "without BN" in ref.params_source else row["params"]
+                assert round(count / 1e6, digits) == float(ref.params[:-1]), name
+        if ref.macs:
+            value = ref.macs[:-1]
+            digits = len(value.split(".")[1]) if "." in value else 0
+            measured = round(row["macs"] / 1e9, digits)
+            slack = 0.1 if "Table 1" in ref.macs_source else 0  # the 2015 paper rounds loosely (3.86 -> 3.8)
+            assert abs(measured - float(value)) <= slack + 1e-9, (name, measured, value)
+
+
+def _params_without_bn(name):
+    import torch
+    from torch import nn
+
+    from reslab import create_model
+    with torch.device("meta"):
+        m = create_model(name)
+    return sum(p.numel() for mod in m.modules() if not isinstance(mod, nn.BatchNorm2d)
+               for p in mod.parameters(recurse=False))
