@@ -3,66 +3,76 @@
 Every block takes `residual`: False gives the plain twin, the same layers without the addition,
 so that a plain net and its option-A residual twin have exactly the same parameters.
 Parameter names follow torchvision (conv1/bn1/.../downsample.0/1) so its checkpoints load as is.
+
+Dilation (segmentation backbones): `first_dilation` is the dilation of the block's first 3x3 and
+`dilation` of the others, as torchvision / timm build a dilated stage (its first block keeps the
+previous stage's dilation). Unlike torchvision, basic blocks support it too.
+
+Every block is TorchScript-compatible: no properties, shortcut choices fixed at construction.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .layers import DropPath, conv1x1, conv3x3, is_projection, make_shortcut
+from ..errors import ReslabError
+from .layers import DropPath, bottleneck_strides, bottleneck_width, conv1x1, conv3x3, is_projection, make_shortcut
 
 
 class _Unit(nn.Module):
-    """Shared shortcut / stochastic-depth wiring of the four block kinds."""
-
-    expansion = 1
+    """Shared shortcut / stochastic-depth wiring of the block kinds."""
 
     def _init_shortcut(self, shortcut: str, in_ch: int, out_ch: int, stride: int, residual: bool,
                        drop_path: float, preact: bool) -> None:
         self.residual = residual
         self.downsample = make_shortcut(shortcut, in_ch, out_ch, stride, preact) if residual else None
+        # In pre-activation units a projection sees the pre-activated input (the 2016 paper's first unit
+        # of a stage), while an identity (or option A) carries x untouched.
+        self.shortcut_sees_preact = preact and is_projection(self.downsample)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def _identity(self, x: torch.Tensor, pre: torch.Tensor | None = None) -> torch.Tensor:
-        """What the shortcut carries. In pre-activation units a projection sees the pre-activated
-        input `pre` (the 2016 paper's first unit of a stage), while an identity carries x untouched."""
+    def _identity(self, x: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        """What the shortcut carries (pre: the pre-activated input; x itself in original units)."""
         if self.downsample is None:
             return x
-        if pre is not None and is_projection(self.downsample):
-            return self.downsample(pre)
-        return self.downsample(x)
+        return self.downsample(pre if self.shortcut_sees_preact else x)
 
-    @property
-    def last_bn(self) -> nn.BatchNorm2d | None:  # zero-initialised by zero_init_residual
-        return None
-
-    @property
-    def last_conv(self) -> nn.Conv2d:
+    def zero_init_last(self) -> None:
+        """Zero the branch's last scale so the block starts as its shortcut (zero_init_residual)."""
         raise NotImplementedError
+
+
+def _basic_only(name: str, groups: int, base_width: int, stride_on: str) -> None:
+    if groups != 1 or base_width != 64:
+        raise ReslabError(f"{name} supports only groups=1 and base_width=64 (got {groups}, {base_width}): "
+                          f"grouped or wide convolutions need bottleneck blocks")
+    if stride_on != "3x3":
+        raise ReslabError(f"{name} has no 1x1 convolution to stride: stride_on={stride_on!r} applies to bottlenecks")
 
 
 class BasicBlock(_Unit):
     """Two 3x3 conv-BN layers; ReLU after the addition (ResNet-18/34, CIFAR 6n+2)."""
 
     def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
-                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3") -> None:
+                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3",
+                 dilation: int = 1, first_dilation: int | None = None) -> None:
         super().__init__()
-        self.conv1 = conv3x3(in_ch, planes, stride)
+        _basic_only("BasicBlock", groups, base_width, stride_on)
+        self.conv1 = conv3x3(in_ch, planes, stride, dilation=first_dilation or dilation)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes)
+        self.conv2 = conv3x3(planes, planes, dilation=dilation)
         self.bn2 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self._init_shortcut(shortcut, in_ch, planes, stride, residual, drop_path, preact=False)
 
-    @property
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn2
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.residual:
-            out = self.drop_path(out) + self._identity(x)
+            out = self.drop_path(out) + self._identity(x, x)
         return self.relu(out)
 
 
@@ -72,30 +82,29 @@ class Bottleneck(_Unit):
     expansion = 4
 
     def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
-                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3") -> None:
+                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3",
+                 dilation: int = 1, first_dilation: int | None = None) -> None:
         super().__init__()
-        width = int(planes * (base_width / 64.0)) * groups
-        out_ch = planes * self.expansion
-        s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
+        width, out_ch = bottleneck_width(planes, base_width, groups), planes * self.expansion
+        s1, s3 = bottleneck_strides(stride, stride_on)
         self.conv1 = conv1x1(in_ch, width, s1)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, s3, groups)
+        self.conv2 = conv3x3(width, width, s3, groups, first_dilation or dilation)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, out_ch)
         self.bn3 = nn.BatchNorm2d(out_ch)
         self.relu = nn.ReLU(inplace=True)
         self._init_shortcut(shortcut, in_ch, out_ch, stride, residual, drop_path, preact=False)
 
-    @property
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn3
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.residual:
-            out = self.drop_path(out) + self._identity(x)
+            out = self.drop_path(out) + self._identity(x, x)
         return self.relu(out)
 
 
@@ -103,18 +112,19 @@ class PreActBasicBlock(_Unit):
     """BN-ReLU-conv3x3 twice; nothing after the addition (He et al. 2016, "full pre-activation")."""
 
     def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
-                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3") -> None:
+                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3",
+                 dilation: int = 1, first_dilation: int | None = None) -> None:
         super().__init__()
+        _basic_only("PreActBasicBlock", groups, base_width, stride_on)
         self.bn1 = nn.BatchNorm2d(in_ch)
-        self.conv1 = conv3x3(in_ch, planes, stride)
+        self.conv1 = conv3x3(in_ch, planes, stride, dilation=first_dilation or dilation)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes)
+        self.conv2 = conv3x3(planes, planes, dilation=dilation)
         self.relu = nn.ReLU(inplace=False)
         self._init_shortcut(shortcut, in_ch, planes, stride, residual, drop_path, preact=True)
 
-    @property
-    def last_conv(self) -> nn.Conv2d:
-        return self.conv2
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
@@ -131,23 +141,22 @@ class PreActBottleneck(_Unit):
     expansion = 4
 
     def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
-                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3") -> None:
+                 drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3",
+                 dilation: int = 1, first_dilation: int | None = None) -> None:
         super().__init__()
-        width = int(planes * (base_width / 64.0)) * groups
-        out_ch = planes * self.expansion
-        s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
+        width, out_ch = bottleneck_width(planes, base_width, groups), planes * self.expansion
+        s1, s3 = bottleneck_strides(stride, stride_on)
         self.bn1 = nn.BatchNorm2d(in_ch)
         self.conv1 = conv1x1(in_ch, width, s1)
         self.bn2 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, s3, groups)
+        self.conv2 = conv3x3(width, width, s3, groups, first_dilation or dilation)
         self.bn3 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, out_ch)
         self.relu = nn.ReLU(inplace=False)
         self._init_shortcut(shortcut, in_ch, out_ch, stride, residual, drop_path, preact=True)
 
-    @property
-    def last_conv(self) -> nn.Conv2d:
-        return self.conv3
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
@@ -167,6 +176,4 @@ def block_class(block: str, preact: bool, unit: str = "auto"):
     from functools import partial
 
     from .variants import VariantUnit
-    ctor = partial(VariantUnit, unit=unit, bottleneck=block == "bottleneck")
-    ctor.expansion = 4 if block == "bottleneck" else 1
-    return ctor
+    return partial(VariantUnit, unit=unit, bottleneck=block == "bottleneck")

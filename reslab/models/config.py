@@ -27,6 +27,8 @@ class ResNetConfig:
     shortcut:  "A" zero-pad identity, "B" projection where the shape changes, "C" projection everywhere.
     stride_on: where a bottleneck downsamples: "3x3" (torchvision v1.5) or "1x1" (2015 paper).
     groups, base_width: grouped bottleneck (ResNeXt 32x4d) and bottleneck width (wide_resnet50_2: 128).
+    dilate:    per stage after the first, replace its stride with dilation (torchvision's
+               replace_stride_with_dilation; segmentation backbones); () dilates nothing.
     """
 
     stem: str = "imagenet"
@@ -46,6 +48,7 @@ class ResNetConfig:
     drop_path_rate: float = 0.0
     drop_rate: float = 0.0
     unit: str = "auto"  # residual-unit variant of the 2016 paper's Table 2; auto: full_preact if preact else original
+    dilate: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         _check_choice("stem", self.stem, STEMS)
@@ -74,6 +77,10 @@ class ResNetConfig:
             raise ReslabError(f"shortcut 'A' zero-pads channels and cannot reduce them ({outs}); use shortcut 'B'")
         if self.block == "basic" and (self.groups != 1 or self.base_width != 64):
             raise ReslabError("groups and base_width apply to bottleneck blocks only")
+        if self.block == "basic" and self.stride_on != "3x3":
+            raise ReslabError("stride_on='1x1' applies to bottleneck blocks only (basic blocks have no 1x1)")
+        if self.dilate and len(self.dilate) != len(self.layers) - 1:
+            raise ReslabError(f"dilate needs one flag per stage after the first ({len(self.layers) - 1}), got {self.dilate}")
         if not self.residual and self.drop_path_rate > 0:
             raise ReslabError("drop_path_rate (stochastic depth) needs residual blocks: a plain net has no branch to drop")
         if not self.residual and self.zero_init_residual:
@@ -84,6 +91,16 @@ class ResNetConfig:
         if self.unit == "auto":
             return "full_preact" if self.preact else "original"
         return self.unit
+
+    @property
+    def dilated_stages(self) -> tuple[bool, ...]:
+        return tuple(bool(d) for d in self.dilate) or (False,) * (len(self.layers) - 1)
+
+    @property
+    def output_stride(self) -> int:
+        """Input size / last feature map size."""
+        stride = 4 if self.stem == "imagenet" else 1
+        return stride * 2 ** sum(not d for d in self.dilated_stages)
 
     @property
     def expansion(self) -> int:
@@ -104,7 +121,7 @@ class ResNetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["layers"], d["widths"] = list(self.layers), list(self.widths)
+        d["layers"], d["widths"], d["dilate"] = list(self.layers), list(self.widths), list(self.dilate)
         return d
 
     @classmethod
@@ -117,6 +134,8 @@ class ResNetConfig:
         for key in ("layers", "widths"):
             if key in d:
                 d[key] = tuple(int(v) for v in d[key])
+        if "dilate" in d:
+            d["dilate"] = tuple(bool(v) for v in d["dilate"])
         return cls(**d)
 
 

@@ -71,7 +71,7 @@ class Backbone(nn.Module):
             raise ReslabError(f"out_indices {list(out_indices)} invalid; choose from 0 (stem) .. {last}")
         model.reset_classifier(0)
         self.model = model
-        self.out_indices = tuple(int(i) for i in out_indices)
+        self.out_indices: list[int] = [int(i) for i in out_indices]
         info = {f["index"]: f for f in model.feature_info}
         self.channels = [info[i]["num_chs"] for i in self.out_indices]
         self.strides = [info[i]["reduction"] for i in self.out_indices]
@@ -82,6 +82,9 @@ class Backbone(nn.Module):
 
 def create_backbone(name: str, out_indices: Sequence[int] = (1, 2, 3, 4), weights: str | os.PathLike | None = None,
                     **overrides: Any) -> Backbone:
-    """Multi-scale feature extractor: `.channels` and `.strides` describe each returned map."""
+    """Multi-scale feature extractor: `.channels` and `.strides` describe each returned map.
+
+    output_stride=16 or 8 (ImageNet nets) dilates the last stages instead of striding them, for
+    segmentation (DeepLab); the weights are the same, so pretrained checkpoints load unchanged."""
     model = create_model(name, weights=weights, **overrides)
     return Backbone(model, out_indices)

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv3x3(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, groups=groups, bias=False)
+def conv3x3(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, groups=groups, dilation=dilation, bias=False)
 
 
 def conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
@@ -33,8 +33,8 @@ class ShortcutA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        if self.pad_before or self.pad_after:
-            x = F.pad(x, (0, 0, 0, 0, self.pad_before, self.pad_after))
+        if self.pad_before > 0 or self.pad_after > 0:
+            x = F.pad(x, [0, 0, 0, 0, self.pad_before, self.pad_after])
         return x
 
     def extra_repr(self) -> str:
@@ -62,6 +62,17 @@ def is_projection(shortcut: nn.Module | None) -> bool:
     return isinstance(shortcut, nn.Sequential)
 
 
+def bottleneck_width(planes: int, base_width: int = 64, groups: int = 1) -> int:
+    """Channels of a bottleneck's 3x3 (torchvision's rule): wide_resnet50_2 (base 128) doubles them,
+    ResNeXt 32x4d gives 32 groups of 4 per 64 planes."""
+    return int(planes * (base_width / 64.0)) * groups
+
+
+def bottleneck_strides(stride: int, stride_on: str) -> tuple[int, int]:
+    """(1x1 reduce stride, 3x3 stride): the 2015 paper strides the first 1x1, torchvision the 3x3."""
+    return (stride, 1) if stride_on == "1x1" else (1, stride)
+
+
 class DropPath(nn.Module):
     """Stochastic depth (Huang et al. 2016): drop the residual branch per sample while training."""
 
@@ -73,7 +84,7 @@ class DropPath(nn.Module):
         if self.p == 0.0 or not self.training:
             return x
         keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        mask = x.new_empty([x.shape[0]] + [1] * (x.dim() - 1)).bernoulli_(keep)
         return x * mask / keep
 
     def extra_repr(self) -> str:

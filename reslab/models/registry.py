@@ -141,16 +141,35 @@ def resolve(name: str) -> Preset:
 
 
 CONFIG_FIELDS = sorted(f.name for f in dataclasses.fields(ResNetConfig))
-OVERRIDES = sorted(set(CONFIG_FIELDS) | {"depth", "width"})
+OVERRIDES = sorted(set(CONFIG_FIELDS) | {"depth", "width", "output_stride", "replace_stride_with_dilation"})
 
 
 def model_config(name: str, **overrides: Any) -> ResNetConfig:
-    """The config of preset `name` with `overrides` applied (any ResNetConfig field, depth, width)."""
+    """The config of preset `name` with `overrides` applied (any ResNetConfig field, depth, width,
+    output_stride, or torchvision's replace_stride_with_dilation)."""
     preset = resolve(name)
     for key in overrides:
         if key not in OVERRIDES:
             raise ReslabError(f"unknown argument {key!r} for {name}; {choices_hint(key, OVERRIDES)}")
+    if "replace_stride_with_dilation" in overrides:
+        overrides["dilate"] = tuple(overrides.pop("replace_stride_with_dilation"))
+    output_stride = overrides.pop("output_stride", None)
     try:
-        return preset.config(**overrides)
+        cfg = preset.config(**overrides)
     except TypeError as e:  # e.g. a list where a number is expected
         raise ReslabError(f"invalid argument for {name}: {e}") from None
+    return cfg if output_stride is None else with_output_stride(cfg, int(output_stride))
+
+
+def with_output_stride(cfg: ResNetConfig, output_stride: int) -> ResNetConfig:
+    """Dilate the last stages so the final feature map is input / output_stride (e.g. 8 or 16 for
+    ImageNet nets, whose natural stride is 32)."""
+    n = len(cfg.layers) - 1
+    for k in range(n + 1):  # dilate the last k stages
+        candidate = dataclasses.replace(cfg, dilate=(False,) * (n - k) + (True,) * k)
+        if candidate.output_stride == output_stride:
+            return candidate
+    natural = dataclasses.replace(cfg, dilate=()).output_stride
+    valid = sorted({natural >> k for k in range(n + 1)})
+    raise ReslabError(f"output_stride={output_stride} is not possible for this network (natural stride "
+                      f"{natural}); choose one of {', '.join(map(str, valid))}")

@@ -2,12 +2,14 @@
 
 Interface (as timm): forward, forward_features, forward_head, reset_classifier, feature_info and
 forward_stages for multi-scale backbones, set_grad_checkpointing for deep nets in little memory.
+Every preset can be scripted (torch.jit.script), exported (torch.export) and compiled with
+fullgraph=True, with and without activation checkpointing.
 """
-from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Sequence
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
@@ -27,18 +29,21 @@ class ResNet(nn.Module):
         self._build_stem(cfg)
         unit = block_class(cfg.block, cfg.resolved_unit == "full_preact", cfg.resolved_unit)
         total = sum(cfg.layers)
-        in_ch, index, reduction = cfg.stem_width, 0, self._stem_reduction
+        in_ch, index, reduction, dilation = cfg.stem_width, 0, self._stem_reduction, 1
         self.feature_info: list[dict] = [dict(index=0, module="stem", num_chs=cfg.stem_width, reduction=reduction)]
-        self.stage_names: list[str] = []
+        self.stage_names: List[str] = []
         for s, (n, planes) in enumerate(zip(cfg.layers, cfg.widths)):
-            stride = 1 if s == 0 else 2
+            stride, first_dilation = (1 if s == 0 else 2), dilation
+            if s > 0 and cfg.dilated_stages[s - 1]:  # output stride kept: dilate instead of striding
+                dilation, stride = dilation * stride, 1
             blocks = []
             for b in range(n):
                 # stochastic depth: linear decay from 0 (first block) to drop_path_rate (last block)
                 dp = cfg.drop_path_rate * index / max(total - 1, 1)
                 blocks.append(unit(in_ch, planes, stride if b == 0 else 1, cfg.shortcut, cfg.residual, dp,
-                                   cfg.groups, cfg.base_width, cfg.stride_on))
-                in_ch = planes * unit.expansion
+                                   cfg.groups, cfg.base_width, cfg.stride_on, dilation=dilation,
+                                   first_dilation=first_dilation if b == 0 else dilation))
+                in_ch = planes * cfg.expansion
                 index += 1
             name = f"layer{s + 1}"
             self.add_module(name, nn.Sequential(*blocks))
@@ -78,8 +83,7 @@ class ResNet(nn.Module):
             self.fc.reset_parameters()
         if self.cfg.zero_init_residual:
             for block in self.blocks():
-                bn = block.last_bn
-                nn.init.zeros_(bn.weight if bn is not None else block.last_conv.weight)
+                block.zero_init_last()
 
     # ----------------------------------------------------------------------------- structure
     def stages(self) -> list[nn.Sequential]:
@@ -100,8 +104,9 @@ class ResNet(nn.Module):
         """Replace the head (e.g. for fine-tuning); 0 removes it and forward returns pooled features."""
         if int(num_classes) < 0:
             raise ReslabError(f"num_classes must be >= 0, got {num_classes}")
-        ref = next(self.parameters())
-        self.fc = nn.Linear(self.num_features, num_classes).to(ref.device) if num_classes > 0 else nn.Identity()
+        ref = next(self.parameters())  # the new head follows the model's device and precision
+        self.fc = (nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype) if num_classes > 0
+                   else nn.Identity())
         self.cfg = _replace(self.cfg, num_classes=max(int(num_classes), 0))
 
     # ----------------------------------------------------------------------------- fine-tuning
@@ -143,11 +148,12 @@ class ResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map (after the final BN-ReLU in pre-activation nets), before pooling."""
         x = self.maxpool(self.forward_stem(x))
-        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-            x = _checkpointed(self.blocks(), x)
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            x = self._forward_checkpointed(x)
         else:
-            for stage in self.stages():
-                x = stage(x)
+            for name, stage in self.named_children():
+                if name.startswith("layer"):
+                    x = stage(x)
         return self._final_norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -158,28 +164,42 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def forward_stages(self, x: torch.Tensor, indices: Sequence[int] = (1, 2, 3, 4)) -> list[torch.Tensor]:
-        """Feature maps of the chosen stages (0 = stem, 1.. = layer1..), for detection/segmentation.
-
-        Channels and strides of each index are in `feature_info`. The last stage is returned after the
-        final BN-ReLU in pre-activation nets (as forward_features), the others as the residual stream.
-        """
-        last = len(self.stage_names)
-        bad = [i for i in indices if not 0 <= int(i) <= last]
-        if bad:
-            raise ReslabError(f"feature indices {bad} out of range; this model has indices 0..{last}")
-        wanted, out = set(int(i) for i in indices), {}
+    @torch.jit.export
+    def forward_stages(self, x: torch.Tensor, indices: Optional[List[int]] = None) -> List[torch.Tensor]:
+        """Feature maps of the chosen stages (0 = stem, 1.. = layer1..; default: every stage), for
+        detection/segmentation. Channels and strides of each index are in `feature_info`. The last stage
+        is returned after the final BN-ReLU in pre-activation nets (as forward_features), the others as
+        the residual stream."""
+        n = len(self.stage_names)
+        wanted = list(range(1, n + 1)) if indices is None else indices
+        if not torch.jit.is_scripting():
+            self._check_indices(wanted)
+        top = max(wanted)
+        feats: Dict[int, torch.Tensor] = {}
         x = self.forward_stem(x)
         if 0 in wanted:
-            out[0] = x
+            feats[0] = x
         x = self.maxpool(x)
-        for i, stage in enumerate(self.stages(), start=1):
-            if i > max(wanted):
-                break
-            x = stage(x)
-            if i in wanted:
-                out[i] = self._final_norm(x) if i == last else x
-        return [out[int(i)] for i in indices]
+        i = 0
+        for name, stage in self.named_children():
+            if name.startswith("layer"):
+                i += 1
+                if i <= top:
+                    x = stage(x)
+                    if i in wanted:
+                        feats[i] = self._final_norm(x) if i == n else x
+        return [feats[j] for j in wanted]
+
+    @torch.jit.unused
+    def _check_indices(self, indices: List[int]) -> None:
+        last = len(self.stage_names)
+        bad = [i for i in indices if not 0 <= int(i) <= last]
+        if bad or not indices:
+            raise ReslabError(f"feature indices {list(indices)} invalid; this model has indices 0..{last}")
+
+    @torch.jit.unused
+    def _forward_checkpointed(self, x: torch.Tensor) -> torch.Tensor:
+        return _checkpointed(self.blocks(), x)
 
 
 def _replace(cfg: ResNetConfig, **changes) -> ResNetConfig:
@@ -196,8 +216,19 @@ def _checkpointed(blocks: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     n = len(blocks)
     size = max(1, math.isqrt(n))
     for start in range(0, n, size):
-        segment = nn.Sequential(*blocks[start:start + size])
-        x = checkpoint(_RunOnceWithStats(segment), x, use_reentrant=False)
+        segment = blocks[start:start + size]
+        if torch.compiler.is_compiling():
+            # Compiled, the recomputation is part of the traced backward graph and the statistics are
+            # updated once by the forward graph: the plain function is all that is needed.
+            x = checkpoint(functools.partial(_run_blocks, segment), x, use_reentrant=False)
+        else:
+            x = checkpoint(_RunOnceWithStats(segment), x, use_reentrant=False)
+    return x
+
+
+def _run_blocks(blocks: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for block in blocks:
+        x = block(x)
     return x
 
 
@@ -205,19 +236,19 @@ class _RunOnceWithStats:
     """Callable for checkpoint(): the first call (forward) updates BN statistics, later calls
     (the recomputation) do not."""
 
-    def __init__(self, segment: nn.Sequential) -> None:
+    def __init__(self, segment: list[nn.Module]) -> None:
         self.segment, self.calls = segment, 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         if self.calls == 1:
-            return self.segment(x)
-        bns = [m for m in self.segment.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
+            return _run_blocks(self.segment, x)
+        bns = [m for b in self.segment for m in b.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
         saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
         try:
             for m in bns:
                 m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
-            return self.segment(x)
+            return _run_blocks(self.segment, x)
         finally:
             for m, (momentum, tracked) in zip(bns, saved):
                 m.momentum = momentum

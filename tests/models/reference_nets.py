@@ -1,7 +1,9 @@
 """Independent re-implementations of the ecosystem's ResNets, used only as test oracles.
 
 `TVResNet` follows torchvision's `models/resnet.py` layout and arithmetic (v1.5: stride on the 3x3,
-`downsample = Sequential(conv1x1, BN)`, groups / width_per_group); `AkamasterResNet` follows
+`downsample = Sequential(conv1x1, BN)`, groups / width_per_group, replace_stride_with_dilation; for basic
+blocks, which torchvision cannot dilate, timm's rule: conv1 at the block's first dilation, conv2 at the
+stage's); `AkamasterResNet` follows
 akamaster/pytorch_resnet_cifar10 (option-A LambdaLayer padding planes//4 on each side, `linear` head).
 They are written without reslab's code so that agreement means something.
 """
@@ -15,12 +17,13 @@ from torch import nn
 class TVBasic(nn.Module):
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64):
+    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64, dilation=1,
+                 first_dilation=1):
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, first_dilation, dilation=first_dilation, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
 
@@ -34,12 +37,15 @@ class TVBasic(nn.Module):
 class TVBottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64):
+    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64, dilation=1,
+                 first_dilation=1):
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
+        # torchvision passes the block one `dilation`: the previous stage's for the first block of a stage
+        self.conv2 = nn.Conv2d(width, width, 3, stride, first_dilation, dilation=first_dilation, groups=groups,
+                               bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
@@ -55,28 +61,35 @@ class TVBottleneck(nn.Module):
 
 
 class TVResNet(nn.Module):
-    def __init__(self, block, layers, num_classes=1000, groups=1, width_per_group=64):
+    def __init__(self, block, layers, num_classes=1000, groups=1, width_per_group=64,
+                 replace_stride_with_dilation=(False, False, False)):
         super().__init__()
-        self.inplanes, self.groups, self.base_width = 64, groups, width_per_group
+        self.inplanes, self.groups, self.base_width, self.dilation = 64, groups, width_per_group, 1
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], 2)
-        self.layer3 = self._make_layer(block, 256, layers[2], 2)
-        self.layer4 = self._make_layer(block, 512, layers[3], 2)
+        self.layer2 = self._make_layer(block, 128, layers[1], 2, replace_stride_with_dilation[0])
+        self.layer3 = self._make_layer(block, 256, layers[2], 2, replace_stride_with_dilation[1])
+        self.layer4 = self._make_layer(block, 512, layers[3], 2, replace_stride_with_dilation[2])
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(512 * block.expansion, num_classes)
 
-    def _make_layer(self, block, planes, n, stride=1):
+    def _make_layer(self, block, planes, n, stride=1, dilate=False):
         downsample = None
+        previous_dilation = self.dilation
+        if dilate:
+            self.dilation *= stride
+            stride = 1
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
                                        nn.BatchNorm2d(planes * block.expansion))
-        layers = [block(self.inplanes, planes, stride, downsample, self.groups, self.base_width)]
+        layers = [block(self.inplanes, planes, stride, downsample, self.groups, self.base_width, self.dilation,
+                        previous_dilation)]
         self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes, 1, None, self.groups, self.base_width) for _ in range(1, n)]
+        layers += [block(self.inplanes, planes, 1, None, self.groups, self.base_width, self.dilation, self.dilation)
+                   for _ in range(1, n)]
         return nn.Sequential(*layers)
 
     def forward(self, x):
@@ -94,9 +107,9 @@ TV_ARCHS = {
 }
 
 
-def torchvision_resnet(name: str, num_classes: int = 1000) -> TVResNet:
+def torchvision_resnet(name: str, num_classes: int = 1000, **extra) -> TVResNet:
     block, layers, kw = TV_ARCHS[name]
-    return TVResNet(block, layers, num_classes=num_classes, **kw)
+    return TVResNet(block, layers, num_classes=num_classes, **kw, **extra)
 
 
 class _Lambda(nn.Module):

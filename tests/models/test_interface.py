@@ -133,3 +133,34 @@ def test_resnet1202_first_layer_gradient_is_finite_and_nonzero():
     nn.functional.cross_entropy(m(x), y).backward()
     g = m.conv1.weight.grad
     assert torch.isfinite(g).all() and g.abs().max() > 0
+
+
+def test_basic_blocks_refuse_what_they_cannot_honour():
+    from reslab.models.blocks import BasicBlock, PreActBasicBlock
+    for cls in (BasicBlock, PreActBasicBlock):
+        with pytest.raises(ReslabError, match="groups=1 and base_width=64"):
+            cls(16, 16, groups=2)
+        with pytest.raises(ReslabError, match="groups=1 and base_width=64"):
+            cls(16, 16, base_width=128)
+        with pytest.raises(ReslabError, match="stride_on='1x1' applies to bottlenecks"):
+            cls(16, 16, stride_on="1x1")
+    with pytest.raises(ReslabError, match="bottleneck blocks only"):
+        create_model("resnet18", stride_on="1x1")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_reset_classifier_follows_the_models_dtype(dtype):
+    m = create_model("resnet20", depth=8).to(dtype)
+    m.reset_classifier(3)
+    assert m.fc.weight.dtype == dtype and m(torch.randn(2, 3, 16, 16, dtype=dtype)).shape == (2, 3)
+
+
+def test_zero_init_residual_starts_every_block_as_its_shortcut():
+    for name, kw in [("resnet20", {"depth": 8}), ("preact_resnet164", {"depth": 11}), ("resnet50", TINY_IMAGENET),
+                     ("resnet20", {"depth": 8, "unit": "relu_preact"})]:
+        m = create_model(name, zero_init_residual=True, **kw).eval()
+        x = torch.randn(2, m.feature_info[1]["num_chs"], 8, 8)
+        with torch.no_grad():
+            out = m.layer1[1](x)
+        expected = x if m.cfg.preact or kw.get("unit") == "relu_preact" else torch.relu(x)
+        torch.testing.assert_close(out, expected)  # y = x + 0, or relu(x + 0) for the original unit

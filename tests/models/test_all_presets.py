@@ -1,0 +1,101 @@
+"""One interface on every preset, in the style of timm's model tests: forward, backward, features,
+feature_info, TorchScript, torch.export with a dynamic batch, torch.compile(fullgraph=True) with and
+without activation checkpointing. Small inputs keep it fast; compile and export, which cost seconds
+per model, run on one model of each kind by default and on every preset with `-m slow`."""
+import pytest
+import torch
+
+from reslab import create_model, list_models
+
+pytestmark = pytest.mark.timeout(900)
+PRESETS = list_models()
+# One of each block kind / stem / unit, shallow, for the costly checks in the default run.
+KINDS = [("resnet20", {}), ("plain20", {}), ("preact_resnet110", {"depth": 20}), ("preact_resnet164", {"depth": 20}),
+         ("resnet18", {}), ("resnet50", {}), ("resnext50_32x4d", {}), ("resnet20", {"unit": "bn_after_add"})]
+
+
+def _input(model, batch=2):
+    size = 16 if model.cfg.stem == "cifar" else 32
+    return torch.randn(batch, model.cfg.in_chans, size, size)
+
+
+@pytest.fixture(scope="module")
+def built():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            torch.manual_seed(0)
+            cache.clear()  # keep at most one (possibly large) model alive
+            cache[name] = create_model(name, num_classes=5)
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_forward_backward_features(built, name):
+    m = built(name).train()
+    x = _input(m)
+    y = m(x)
+    assert y.shape == (2, 5) and torch.isfinite(y).all()
+    y.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    m.zero_grad(set_to_none=True)
+    m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(m.forward_head(m.forward_features(x)), m(x))
+        assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (2, m.num_features)
+        maps = m.forward_stages(x, [f["index"] for f in m.feature_info])
+    for info, fmap in zip(m.feature_info, maps):
+        assert fmap.shape[1] == info["num_chs"] and fmap.shape[-1] == x.shape[-1] // info["reduction"], (name, info)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_torchscript(built, name):
+    m = built(name).eval()
+    x = _input(m)
+    scripted = torch.jit.script(m)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), m(x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(scripted.forward_head(scripted.forward_features(x), True),
+                                   m.forward_head(m.forward_features(x), pre_logits=True), atol=1e-4, rtol=1e-4)
+        assert len(scripted.forward_stages(x, [0, 1])) == 2
+
+
+def _kinds_then_slow():
+    fast = [pytest.param(n, kw, id=n + "".join(f"-{k}{v}" for k, v in kw.items())) for n, kw in KINDS]
+    return fast + [pytest.param(n, {}, id=f"{n}-full", marks=pytest.mark.slow) for n in PRESETS]
+
+
+@pytest.mark.parametrize("name,kw", _kinds_then_slow())
+def test_torch_export_with_dynamic_batch(name, kw):
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=5, **kw).eval()
+    batch = torch.export.Dim("batch", min=1, max=64)
+    ep = torch.export.export(m, (_input(m),), dynamic_shapes=({0: batch},))
+    x3 = _input(m, batch=3)
+    with torch.no_grad():
+        torch.testing.assert_close(ep.module()(x3), m(x3), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "checkpointed"])
+@pytest.mark.parametrize("name,kw", _kinds_then_slow())
+def test_compile_fullgraph_trains_like_eager(name, kw, checkpointing):
+    torch.manual_seed(0)
+    eager = create_model(name, num_classes=5, **kw)
+    compiled_model = create_model(name, num_classes=5, **kw)
+    compiled_model.load_state_dict(eager.state_dict())
+    compiled_model.set_grad_checkpointing(checkpointing)
+    x = _input(eager)
+    eager.train()(x).square().mean().backward()
+    torch._dynamo.reset()
+    compiled = torch.compile(compiled_model.train(), fullgraph=True)
+    compiled(x).square().mean().backward()
+    for (k, a), b in zip(eager.state_dict().items(), compiled_model.state_dict().values()):
+        # BN running statistics updated exactly once, also when the segment is recomputed
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=f"{name}: {k} differs")
+    g_eager = [p.grad for p in eager.parameters()]
+    g_comp = [p.grad for p in compiled_model.parameters()]
+    assert all(b is not None for b in g_comp)
+    for a, b in zip(g_eager, g_comp):
+        torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-3)
