@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reslab import create_model  # noqa: E402
 from reslab.export import export_model, fold_batchnorm, load_exported  # noqa: E402
 from reslab.export.quantize import quantize_onnx  # noqa: E402
-from reslab.training.device import cpu_has_bf16  # noqa: E402
+from reslab.utils.device import cpu_has_bf16  # noqa: E402
 from reslab.utils.table import format_table  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

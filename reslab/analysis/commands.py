@@ -12,7 +12,8 @@ import torch
 from ..data.sources import load_data
 from ..data.transforms import normalize
 from ..errors import ReslabError
-from ..models import create_model, load_model, read_checkpoint
+from ..models import create_model, read_checkpoint
+from ..models.factory import model_from_checkpoint
 from ..models.resnet import ResNet
 from ..utils.plotting import pyplot
 from ..utils.table import format_table
@@ -43,15 +44,6 @@ def checkpoints_of(path: Path) -> list[Path]:
     raise ReslabError(f"no checkpoints under {path}")
 
 
-def load_target(path: Path, model: str | None, num_classes: int) -> ResNet:
-    ckpt = read_checkpoint(path)
-    if ckpt.config is not None:
-        return load_model(path)
-    if not model:
-        raise ReslabError(f"{path} does not record its architecture: pass the model name")
-    return create_model(model, num_classes=num_classes, weights=path)
-
-
 def real_batch(data: str | None, n: int, split: str = "train", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
     bundle = load_data(data or "digits")
     s = bundle.train if split == "train" else (bundle.test or bundle.train)
@@ -69,8 +61,10 @@ def analyze_gradients(models: list[str], weights: str | None = None, data: str |
         targets.append(Target(f"{name} (init)", create_model(name, num_classes=ncls)))
     if weights:
         for p in checkpoints_of(Path(weights)):
-            step = read_checkpoint(p).metadata.get("step", p.parent.name)
-            targets.append(Target(f"{models[0] if models else 'model'} (step {step})", load_target(p, models[0] if models else None, ncls)))
+            ckpt = read_checkpoint(p)
+            net = model_from_checkpoint(ckpt, models[0] if models else None, str(p))
+            step = ckpt.metadata.get("step", p.parent.name)
+            targets.append(Target(f"{models[0] if models else 'model'} (step {step})", net))
     rows, curves = [], {}
     for t in targets:
         norms = block_gradient_norms(t.model, x, y)
@@ -122,13 +116,12 @@ def analyze_responses(checkpoints: list[str], model: str | None = None, data: st
     for c in checkpoints:
         path = Path(c)
         file = checkpoints_of(path)[-1] if path.is_dir() else path
-        net = load_target(file, model, len(bundle.classes))
-        meta = read_checkpoint(file).metadata
-        pre = json.loads(meta["preprocess"]) if "preprocess" in meta else {}
-        mean, std = pre.get("mean", bundle.mean), pre.get("std", bundle.std)
+        ckpt = read_checkpoint(file)
+        net = model_from_checkpoint(ckpt, model, str(file))
+        mean, std = ckpt.preprocess.get("mean", bundle.mean), ckpt.preprocess.get("std", bundle.std)
         batches = (normalize(split.images[i:i + 250], mean, std) for i in range(0, min(images, len(split)), 250))
         stds = layer_responses(net, batches)
-        label = meta.get("model") or model or file.parent.name
+        label = ckpt.model_name or model or file.parent.name
         label = f"{label} ({file.parent.parent.parent.name})" if label in curves else label
         curves[label] = stds
         rows.append({"model": label, "layers": len(stds), "mean_std": sum(stds) / len(stds), "max_std": max(stds)})

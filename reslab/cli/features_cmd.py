@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..inference import extract_features, list_images, save_features
     from ..inference.features import parse_layers
-    from ..training.device import resolve_device
+    from ..utils.device import resolve_device
     im = load_from_args(args)
     layers = parse_layers(args.layers, len(im.model.stage_names))
     paths = list_images(*args.images)

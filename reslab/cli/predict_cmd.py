@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import list_images, predict
-    from ..training.device import resolve_device
+    from ..utils.device import resolve_device
     im = load_from_args(args)
     paths = list_images(*args.images)
     results = predict(im, paths, args.top_k, args.batch_size, resolve_device(args.device),

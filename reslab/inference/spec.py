@@ -2,7 +2,6 @@
 with, read from the checkpoint (reslab) or given/defaulted (third-party files)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,15 +58,14 @@ def load_inference_model(weights: str, model: str | None = None, classes: list[s
     optionally classes; preprocessing defaults to ImageNet statistics at 256 -> 224, or 32 for CIFAR nets)."""
     path = resolve_weights(weights)
     ckpt = read_checkpoint(path)
-    meta = ckpt.metadata
     net = model_from_checkpoint(ckpt, model, str(path))
-    name = (meta.get("model") or path.stem) if ckpt.config is not None else model
-    recorded = json.loads(meta["preprocess"]) if "preprocess" in meta else {}
+    name = (ckpt.model_name or path.stem) if ckpt.config is not None else model
+    recorded = ckpt.preprocess
     small = net.cfg.stem == "cifar"
     size = image_size or recorded.get("image_size") or (32 if small else 256)
     pre = Preprocess(tuple(mean or recorded.get("mean") or IMAGENET_MEAN), tuple(std or recorded.get("std") or IMAGENET_STD),
                      int(size), int(crop or recorded.get("crop") or (size if small else min(224, size))))
-    names = classes or (json.loads(meta["classes"]) if "classes" in meta else None)
+    names = classes or ckpt.classes
     n = net.cfg.num_classes
     if names is None:
         names = [f"class {i}" for i in range(n)]

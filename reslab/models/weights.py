@@ -198,13 +198,13 @@ def load_into(model: nn.Module, ckpt: Checkpoint, *, new_head: bool = False, ada
         state["conv1.weight"] = _adapt_input_conv(state["conv1.weight"], own["conv1.weight"].shape[1])
         wrong.remove("conv1.weight")
     if new_head and any(k.startswith("fc.") for k in wrong + missing + unexpected):
-        head = [k for k in list(state) if k.startswith("fc.")]
-        for k in head:
+        if any(k.startswith("fc.") for k in wrong):
+            log.info("the checkpoint's classifier has another shape: the model keeps its freshly initialised head")
+        for k in [k for k in state if k.startswith("fc.")]:
             state.pop(k)
         wrong = [k for k in wrong if not k.startswith("fc.")]
         missing = [k for k in missing if not k.startswith("fc.")]
         unexpected = [k for k in unexpected if not k.startswith("fc.")]
-        log.info("classifier shapes differ from the checkpoint's: the new head keeps its fresh initialisation")
     if missing or unexpected or wrong:
         raise ReslabError(f"weights ({ckpt.source}) do not fit {name}: " + describe_mismatch(missing, unexpected, wrong, state, own))
     with torch.no_grad():

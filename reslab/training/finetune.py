@@ -2,7 +2,6 @@
 classifier when the classes differ, its input normalisation, and what to freeze."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -19,16 +18,14 @@ class Pretrained:
     model: ResNet
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    head: str        # "kept" or "new"
+    head: str        # "kept", or "new (why)"
     source: str
 
 
 def recorded_model_name(weights: str) -> str | None:
     """The preset name a reslab checkpoint was trained as (None for third-party files)."""
     ckpt = read_checkpoint(resolve_weights(weights))
-    if ckpt.config is None:
-        return None
-    return ckpt.metadata.get("model") or None
+    return ckpt.model_name if ckpt.config is not None else None
 
 
 def pretrained_model(cfg: TrainConfig, classes: list[str]) -> Pretrained:
@@ -49,20 +46,24 @@ def pretrained_model(cfg: TrainConfig, classes: list[str]) -> Pretrained:
         model = create_model(cfg.model, num_classes=n, **cfg.model_args)
     head = _head_decision(ckpt, classes)
     state = ckpt.state_dict if head == "kept" else {k: v for k, v in ckpt.state_dict.items() if not k.startswith("fc.")}
-    load_into(model, Checkpoint(state, ckpt.source, ckpt.metadata), new_head=head == "new",
+    load_into(model, Checkpoint(state, ckpt.source, ckpt.metadata), new_head=head != "kept",
               name=cfg.model if ckpt.config is None else f"the architecture recorded in {path.name}")
-    pre = json.loads(ckpt.metadata["preprocess"]) if "preprocess" in ckpt.metadata else {}
+    pre = ckpt.preprocess
     mean = tuple(pre.get("mean") or IMAGENET_MEAN)  # torchvision, timm and akamaster all use ImageNet statistics
     std = tuple(pre.get("std") or IMAGENET_STD)
     return Pretrained(model, mean, std, head, f"{path} ({ckpt.source})")
 
 
 def _head_decision(ckpt: Checkpoint, classes: list[str]) -> str:
+    """"kept", or "new (why)": a fresh classifier when the classes differ in number or in names."""
     w = ckpt.state_dict.get("fc.weight")
-    if w is None or int(w.shape[0]) != len(classes):
-        return "new"
-    recorded = json.loads(ckpt.metadata["classes"]) if "classes" in ckpt.metadata else None
-    return "kept" if recorded is None or recorded == classes else "new"
+    if w is None:
+        return "new (the checkpoint has no classifier)"
+    if int(w.shape[0]) != len(classes):
+        return f"new (the checkpoint has {int(w.shape[0])} classes, the data {len(classes)})"
+    if ckpt.classes is not None and ckpt.classes != classes:
+        return "new (same number of classes, different class names)"
+    return "kept"
 
 
 def apply_freezing(model: ResNet, cfg: TrainConfig) -> str:

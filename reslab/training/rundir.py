@@ -39,6 +39,9 @@ class RunLock:
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%H:%M:%S')}".encode(), 0)
 
+    def __del__(self) -> None:
+        self.release()
+
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)

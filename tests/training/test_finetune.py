@@ -89,11 +89,13 @@ def test_finetune_keeps_the_head_for_the_same_classes_and_the_checkpoint_normali
     assert list(run.pipeline.preprocess.mean) == meta_pre["mean"]
 
 
-def test_finetune_with_new_classes_replaces_the_head(tmp_path, base_run, cifar_small):
+def test_finetune_with_new_classes_replaces_the_head(tmp_path, base_run, cifar_small, caplog):
     cfg = build_config("finetune", {"finetune.weights": str(base_run), "schedule.steps": 2, "data.source": str(cifar_small),
                                     "run.out": str(tmp_path), "run.progress": False, "run.tensorboard": False,
                                     "batch_size": 16})
-    run = build_run(cfg, tmp_path / "r")
+    with caplog.at_level("INFO"):
+        run = build_run(cfg, tmp_path / "r")
+    assert "same number of classes, different class names" in caplog.text and "another shape" not in caplog.text
     pre = load_file(str(base_run / "checkpoints/best/model.safetensors"))
     assert not torch.equal(run.raw_model.fc.weight.detach().cpu(), pre["fc.weight"])  # same count, other names
     assert torch.equal(run.raw_model.layer3[0].conv1.weight.detach().cpu(), pre["layer3.0.conv1.weight"])
