@@ -1,7 +1,8 @@
 """A minimal TensorBoard event-file writer (scalars only), so reslab needs no tensorboard/protobuf.
 
 The format is TFRecord framing (length, masked CRC32C, payload, masked CRC32C) around `Event`
-protocol buffers; the few fields used are encoded by hand below. `read_scalars` parses them back.
+protocol buffers; the few fields used are encoded by hand below (tests read the files back with
+tensorboard's own EventAccumulator).
 """
 from __future__ import annotations
 
@@ -81,65 +82,3 @@ class EventWriter:
 
     def close(self) -> None:
         self._f.close()
-
-
-def read_scalars(path: str | os.PathLike) -> list[tuple[int, str, float]]:
-    """(step, tag, value) of every scalar in an event file; checks both CRCs of every record."""
-    data, out, i = Path(path).read_bytes(), [], 0
-    while i < len(data):
-        (n,) = struct.unpack_from("<Q", data, i)
-        if struct.unpack_from("<I", data, i + 8)[0] != _masked(data[i:i + 8]):
-            raise ValueError("bad length CRC")
-        rec = data[i + 12:i + 12 + n]
-        if struct.unpack_from("<I", data, i + 12 + n)[0] != _masked(rec):
-            raise ValueError("bad record CRC")
-        i += 16 + n
-        step, summary = _parse_event(rec)
-        for tag, value in summary:
-            out.append((step, tag, value))
-    return out
-
-
-def _read_varint(b: bytes, i: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        c = b[i]
-        n |= (c & 0x7F) << shift
-        i += 1
-        shift += 7
-        if not c & 0x80:
-            return n, i
-
-
-def _fields(b: bytes):
-    i = 0
-    while i < len(b):
-        key, i = _read_varint(b, i)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = _read_varint(b, i)
-        elif wire == 1:
-            v, i = b[i:i + 8], i + 8
-        elif wire == 5:
-            v, i = b[i:i + 4], i + 4
-        else:
-            n, i = _read_varint(b, i)
-            v, i = b[i:i + n], i + n
-        yield num, v
-
-
-def _parse_event(rec: bytes) -> tuple[int, list[tuple[str, float]]]:
-    step, values = 0, []
-    for num, v in _fields(rec):
-        if num == 2:
-            step = v
-        elif num == 5:
-            for _, val in _fields(v):
-                tag, value = "", 0.0
-                for n2, v2 in _fields(val):
-                    if n2 == 1:
-                        tag = v2.decode()
-                    elif n2 == 2:
-                        value = struct.unpack("<f", v2)[0]
-                values.append((tag, value))
-    return step, values

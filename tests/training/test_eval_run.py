@@ -78,3 +78,24 @@ def test_eval_without_data_uses_what_the_checkpoint_was_trained_on(tmp_path):
     rep = evaluate_checkpoint(str(r.dir))
     assert rep.classes == [str(i) for i in range(10)]
     assert json.loads((rep.out / "metrics_test.json").read_text())["images"] == 359
+
+
+def test_ten_crop_evaluation_averages_the_logits_of_the_ten_crops():
+    from reslab import create_model
+    from reslab.data.sources import Split
+    from reslab.training.evaluate import evaluate
+    torch.manual_seed(0)
+    model = create_model("resnet20", depth=8, num_classes=4).eval()
+    images = torch.randint(0, 256, (6, 3, 20, 22), dtype=torch.uint8)
+    split = Split(images, torch.tensor([0, 1, 2, 3, 0, 1]), "test")
+    prepare = lambda x: x.float() / 255  # noqa: E731
+    res = evaluate(model, split, 4, prepare, torch.device("cpu"), batch_size=4, ten_crop_size=16)
+    x = prepare(images)
+    boxes = [(0, 0), (0, 6), (4, 0), (4, 6), (2, 3)]  # corners and centre of a 20 x 22 image, crop 16
+    crops = [x[:, :, t:t + 16, l:l + 16] for t, l in boxes]
+    crops += [c.flip(-1) for c in crops]
+    with torch.no_grad():
+        logits = torch.stack([model(c) for c in crops]).mean(0)
+    expected_loss = torch.nn.functional.cross_entropy(logits, split.labels).item()
+    assert res.loss == pytest.approx(expected_loss, rel=1e-5)
+    assert res.top1 == (logits.argmax(1) == split.labels).float().mean().item()

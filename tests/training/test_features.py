@@ -61,8 +61,8 @@ def test_ema_and_modern_options(tmp_path):
     r = run(tmp_path, "ema", **{"schedule.steps": 10, "optim.ema_decay": 0.9, "optim.nesterov": True,
                                 "optim.label_smoothing": 0.1, "optim.decay_norm_and_bias": False})
     state = torch.load(r.dir / "checkpoints/last/state.pt", weights_only=True)
-    raw = load_file(str(r.dir / "checkpoints/last/model.safetensors"))
-    assert state["ema"] is not None and not torch.equal(state["ema"]["conv1.weight"], raw["conv1.weight"])
+    ema = load_file(str(r.dir / "checkpoints/last/model.safetensors"))  # the evaluated (EMA) weights
+    assert state["raw_model"] is not None and not torch.equal(state["raw_model"]["conv1.weight"], ema["conv1.weight"])
     groups = state["optimizer"]["param_groups"]
     assert [g["weight_decay"] for g in groups] == [5e-4, 0.0] and groups[0]["nesterov"]
 
@@ -84,7 +84,7 @@ def test_eval_command_on_a_run_and_on_a_zoo_checkpoint(tmp_path, folder, capsys)
     rep = json.loads(capsys.readouterr().out)
     assert rep["images"] == 32 and set(rep["per_class_acc"]) == {f"class{c}" for c in range(4)}
     assert abs(rep["top1_err"] - r.final["val/top1_err"]) < 1e-9  # same preprocessing as training's evaluation
-    assert list((r.dir / "checkpoints").glob("step-*/eval/confusion_test.png"))
+    assert list((r.dir / "eval").glob("step-*/confusion_test.png")) and not list((r.dir / "checkpoints").glob("*/eval"))
     assert main(["eval", "--weights", str(r.dir), "--data", str(folder), "--amp", "off"]) == 0  # run folder: best
     # a checkpoint without reslab metadata needs --model
     plain = tmp_path / "plain.pth"

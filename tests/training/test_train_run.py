@@ -13,7 +13,6 @@ from safetensors.torch import load_file
 
 from reslab import ReslabError, read_checkpoint
 from reslab.training import build_config, train
-from reslab.training.tensorboard import read_scalars
 
 FAST = {"model": "resnet20", "model_args.depth": 8, "batch_size": 32, "run.progress": False}
 
@@ -31,8 +30,16 @@ def test_default_trains_well_above_chance_and_writes_everything(tmp_path):
     assert (d / "checkpoints" / "last" / "model.safetensors").is_file() and (d / "checkpoints" / "best").is_symlink()
     recs = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
     assert {"train", "eval"} == {r["kind"] for r in recs} and all(r["img_s"] > 0 for r in recs if r["kind"] == "train")
-    tb = read_scalars(next((d / "tensorboard").glob("events.out.tfevents.*")))
-    assert any(tag == "train/loss" for _, tag, _ in tb) and any(tag == "test/top1_err" for _, tag, _ in tb)
+    # read back with TensorBoard's own reader, not reslab's
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(d / "tensorboard"))
+    acc.Reload()
+    losses = acc.Scalars("train/loss")
+    logged = [r for r in recs if r["kind"] == "train"]
+    assert [e.step for e in losses] == [r["step"] for r in logged]
+    assert all(abs(e.value - r["loss"]) < 1e-5 for e, r in zip(losses, logged))
+    assert [e.value for e in acc.Scalars("test/top1_err")][-1] == pytest.approx(r_final := r.final["test/top1_err"])
+    assert r_final < 0.5
     meta = read_checkpoint(d / "checkpoints/last/model.safetensors").metadata
     assert json.loads(meta["classes"]) == [str(i) for i in range(10)] and "mean" in json.loads(meta["preprocess"])
     state = torch.load(d / "checkpoints/last/state.pt", weights_only=True)
