@@ -1,4 +1,5 @@
 """The benchmark scripts run end to end at tiny sizes (their real runs are in docs/RESULTS.md)."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,11 @@ def test_train_throughput_tiny():
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines() if line.startswith(("resnet20", "resnet50"))]
-    assert len(rows) == 2 and all("x" in r for r in rows)
+    assert len(rows) == 2
+    for row in rows:  # reference img/s, reslab img/s, and a speed-up that is their ratio
+        ref, ours = (float(v) for v in re.findall(r"([\d.]+)/s", row)[:2])
+        speedup = float(re.search(r"([\d.]+)x", row).group(1))
+        assert ref > 0 and ours > 0 and speedup == pytest.approx(ours / ref, rel=0.02), row
 
 
 @pytest.mark.timeout(600)
@@ -22,7 +27,9 @@ def test_checkpoint_memory_tiny():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks/checkpoint_memory.py"), "--models", "resnet20",
                           "--batch", "4"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "ratio" in out.stdout
+    mib = [float(v) for v in re.findall(r"(\d+) MiB", out.stdout)]
+    ratio = float(re.search(r"ratio\s+([\d.]+)x", out.stdout).group(1))
+    assert len(mib) == 2 and all(m > 0 for m in mib) and ratio == pytest.approx(mib[0] / mib[1], rel=0.05, abs=0.06)
 
 
 @pytest.mark.timeout(600)

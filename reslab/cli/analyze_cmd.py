@@ -19,14 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--data", default=None, help="as `reslab train --data` (default: digits)")
     g.add_argument("--batch", type=positive, default=128, help="real training images in the measured batch")
     g.add_argument("--no-twins", action="store_true", help="do not add the plain/residual twin of each model")
-    g.add_argument("--out", default="runs/analysis-gradients")
+    g.add_argument("--out", default="runs/analysis-gradients", help="folder for the CSV, PNG and summary")
     g.set_defaults(func=run_gradients)
     r = s.add_parser("responses", help="std of each 3x3 layer's response (2015 paper, Fig. 7)")
     r.add_argument("checkpoints", nargs="+", help="checkpoint files or run folders (their last checkpoint)")
     r.add_argument("--model", default=None, help="architecture, for checkpoints that do not record it")
-    r.add_argument("--data", default=None)
+    r.add_argument("--data", default=None, help="as `reslab train --data` (default: digits)")
     r.add_argument("--images", type=positive, default=1000, help="test images the responses are measured on")
-    r.add_argument("--out", default="runs/analysis-responses")
+    r.add_argument("--out", default="runs/analysis-responses", help="folder for the CSV, PNG and summary")
     r.set_defaults(func=run_responses)
 
 

@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ten-crop", action="store_true", help="average 10 crops (corners + centre, mirrored)")
     p.add_argument("--crop", type=positive, default=0, help="network input size (default: the checkpoint's, else the image's)")
     p.add_argument("--mean", type=float, nargs=3, default=None, help="normalisation (default: checkpoint's, else ImageNet's)")
-    p.add_argument("--std", type=float, nargs=3, default=None)
+    p.add_argument("--std", type=float, nargs=3, default=None, help="normalisation std (default: checkpoint's, else ImageNet's)")
     p.add_argument("--out", default=None,
                    help="folder for the confusion-matrix PNG and metrics JSON (default: RUN/eval/step-N for run checkpoints)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")

@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="quick: ~15 min on 2 CPU cores (1/64 of the schedule); paper: the full 64k iterations (GPU)")
     p.add_argument("--data", default=None, help="as `reslab train --data` (default: cifar10, the official format in the cache)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (mean ± std in the table)")
-    p.add_argument("--out", default="runs")
+    p.add_argument("--out", default="runs", help="folder the experiment folder goes in")
     p.add_argument("--only", nargs="*", default=None, help="run only these arms (labels or model names)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=V", help="extra config overrides, e.g. run.device=cuda")
     p.set_defaults(func=run)

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "above the tolerance the export is rejected. A JSON card beside the file records "
                                    "input shape, preprocessing, classes and the checks.")
     add_model_options(p)
-    p.add_argument("--format", default="onnx", choices=tuple(FORMATS))
+    p.add_argument("--format", default="onnx", choices=tuple(FORMATS), help="file format (default onnx)")
     p.add_argument("--out", default=None, help="output file (default: exports/<model><ext>)")
     p.add_argument("--data", default=None,
                    help="real images for verification/calibration, as `reslab train --data` (e.g. a folder tree, "
@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="max |exported - eager| allowed, relative to the largest logit (at least 1)")
     p.add_argument("--int8", action="store_true", help="also write an int8 model (ONNX Runtime, static, per-channel)")
     p.add_argument("--calib-images", type=positive, default=512, help="training images used to calibrate int8 ranges")
-    p.add_argument("--calib-method", default="percentile", choices=("minmax", "percentile", "entropy"))
+    p.add_argument("--calib-method", default="percentile", choices=("minmax", "percentile", "entropy"),
+                   help="how int8 ranges are chosen from the calibration activations")
     p.add_argument("--eval-images", type=positive_or_zero, default=0, help="images to measure the int8 accuracy cost on (0: all)")
     p.add_argument("--int8-max-drop", type=non_negative_float, default=1.0, help="reject the int8 model above this top-1 loss (points)")
     p.set_defaults(func=run)
