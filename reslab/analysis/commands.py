@@ -14,6 +14,7 @@ from ..data.transforms import normalize
 from ..errors import ReslabError
 from ..models import create_model, read_checkpoint
 from ..models.factory import model_from_checkpoint
+from ..models.weights import Checkpoint
 from ..models.resnet import ResNet
 from ..utils.plotting import pyplot
 from ..utils.table import format_table
@@ -44,6 +45,21 @@ def checkpoints_of(path: Path) -> list[Path]:
     raise ReslabError(f"no checkpoints under {path}")
 
 
+def open_checkpoints(spec: str, model: str | None = None) -> list[tuple[str, Checkpoint]]:
+    """(label, checkpoint) for every kept checkpoint of a run folder, or the one file, checkpoint folder
+    or pretrained set named by `spec` ("resnet56.akamaster", "tv2" with `model`)."""
+    path = Path(spec)
+    if not path.exists():
+        from ..hub import open_checkpoint
+        opened = open_checkpoint(spec, model)
+        return [(opened.weight_set.name if opened.weight_set else spec, opened.checkpoint)]
+    out = []
+    for p in checkpoints_of(path):
+        ckpt = read_checkpoint(p)
+        out.append((f"step {ckpt.metadata.get('step', p.parent.name)}", ckpt))
+    return out
+
+
 def real_batch(data: str | None, n: int, split: str = "train", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
     bundle = load_data(data or "digits")
     s = bundle.train if split == "train" else (bundle.test or bundle.train)
@@ -60,11 +76,9 @@ def analyze_gradients(models: list[str], weights: str | None = None, data: str |
         torch.manual_seed(seed)
         targets.append(Target(f"{name} (init)", create_model(name, num_classes=ncls)))
     if weights:
-        for p in checkpoints_of(Path(weights)):
-            ckpt = read_checkpoint(p)
-            net = model_from_checkpoint(ckpt, models[0] if models else None, str(p))
-            step = ckpt.metadata.get("step", p.parent.name)
-            targets.append(Target(f"{models[0] if models else 'model'} (step {step})", net))
+        for label, ckpt in open_checkpoints(weights, models[0] if models else None):
+            net = model_from_checkpoint(ckpt, models[0] if models else None, weights)
+            targets.append(Target(f"{models[0] if models else 'model'} ({label})", net))
     rows, curves = [], {}
     for t in targets:
         norms = block_gradient_norms(t.model, x, y)
@@ -114,15 +128,13 @@ def analyze_responses(checkpoints: list[str], model: str | None = None, data: st
     split = bundle.test or bundle.train
     rows, curves = [], {}
     for c in checkpoints:
-        path = Path(c)
-        file = checkpoints_of(path)[-1] if path.is_dir() else path
-        ckpt = read_checkpoint(file)
-        net = model_from_checkpoint(ckpt, model, str(file))
+        _, ckpt = open_checkpoints(c, model)[-1]  # a run folder: its last checkpoint
+        net = model_from_checkpoint(ckpt, model, c)
         mean, std = ckpt.preprocess.get("mean", bundle.mean), ckpt.preprocess.get("std", bundle.std)
         batches = (normalize(split.images[i:i + 250], mean, std) for i in range(0, min(images, len(split)), 250))
         stds = layer_responses(net, batches)
-        label = ckpt.model_name or model or file.parent.name
-        label = f"{label} ({file.parent.parent.parent.name})" if label in curves else label
+        label = ckpt.model_name or model or Path(c).name
+        label = f"{label} ({Path(c).name})" if label in curves else label
         curves[label] = stds
         rows.append({"model": label, "layers": len(stds), "mean_std": sum(stds) / len(stds), "max_std": max(stds)})
     _write_responses(Path(out), rows, curves)

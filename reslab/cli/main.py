@@ -10,9 +10,10 @@ from .. import __version__
 from ..errors import ReslabError, choices_hint
 from .arguments import Parser
 from . import (analyze_cmd, eval_cmd, experiment_cmd, export_cmd, features_cmd, finetune_cmd, models_cmd, predict_cmd,
-               train_cmd)
+               train_cmd, weights_cmd)
 
-COMMANDS = [train_cmd, finetune_cmd, eval_cmd, predict_cmd, features_cmd, export_cmd, models_cmd, experiment_cmd, analyze_cmd]
+COMMANDS = [train_cmd, finetune_cmd, eval_cmd, predict_cmd, features_cmd, export_cmd, models_cmd, weights_cmd,
+            experiment_cmd, analyze_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,9 +24,10 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("RESLAB_CACHE", Path.home() / ".cache" / "reslab"))
 
 
-def fingerprint(index: ImageFolderIndex, size: int) -> str:
-    """Changes whenever a file is added, removed, renamed, resized or touched, or the size changes."""
-    h = hashlib.sha256(f"v1|{size}|{index.classes}".encode())
+def fingerprint(index: ImageFolderIndex, size: int, interpolation: str = "bilinear") -> str:
+    """Changes whenever a file is added, removed, renamed, resized or touched, or the size or the
+    resize filter changes."""
+    h = hashlib.sha256(f"v1|{size}|{index.classes}{'' if interpolation == 'bilinear' else '|' + interpolation}".encode())
     for p in index.paths:
         st = p.stat()
         h.update(f"{p.relative_to(index.root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -34,7 +35,7 @@ def fingerprint(index: ImageFolderIndex, size: int) -> str:
 
 
 def decode_folder(index: ImageFolderIndex, size: int, skip_bad: bool = False, workers: int | None = None,
-                  desc: str = "decode") -> tuple[torch.Tensor, torch.Tensor, int]:
+                  desc: str = "decode", interpolation: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor, int]:
     """All images of `index` as (N, 3, size, size) uint8 + labels; returns the number skipped too."""
     out = torch.empty((len(index), 3, size, size), dtype=torch.uint8)
     ok = torch.ones(len(index), dtype=torch.bool)
@@ -42,7 +43,7 @@ def decode_folder(index: ImageFolderIndex, size: int, skip_bad: bool = False, wo
 
     def one(i: int) -> None:
         try:
-            out[i] = load_square(index.paths[i], size)
+            out[i] = load_square(index.paths[i], size, interpolation)
         except ReslabError:
             if not skip_bad:
                 raise
@@ -60,11 +61,11 @@ def decode_folder(index: ImageFolderIndex, size: int, skip_bad: bool = False, wo
     return out[ok], labels[ok], skipped
 
 
-def cached_folder(index: ImageFolderIndex, size: int, cache_dir: Path | None = None, skip_bad: bool = False
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def cached_folder(index: ImageFolderIndex, size: int, cache_dir: Path | None = None, skip_bad: bool = False,
+                  interpolation: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
     """decode_folder, memoised on disk under `cache_dir` by the folder's fingerprint."""
     cache_dir = Path(cache_dir or default_cache_dir()) / "images"
-    key = fingerprint(index, size)
+    key = fingerprint(index, size, interpolation)
     data, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if data.is_file() and meta.is_file():
         try:
@@ -74,7 +75,8 @@ def cached_folder(index: ImageFolderIndex, size: int, cache_dir: Path | None = N
                 return images, labels
         except (OSError, ValueError, KeyError):
             log.warning("image cache %s unreadable; rebuilding", data)
-    images, labels, _ = decode_folder(index, size, skip_bad, desc=f"decode {index.root.name}")
+    images, labels, _ = decode_folder(index, size, skip_bad, desc=f"decode {index.root.name}",
+                                      interpolation=interpolation)
     try:
         with atomic_path(data) as tmp:
             with open(tmp, "wb") as f:

@@ -17,6 +17,14 @@ import torch
 from ..errors import ReslabError
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
+def _pil_filter(interpolation: str):
+    from PIL import Image
+    if interpolation not in INTERPOLATIONS:
+        raise ReslabError(f"interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+    return {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[interpolation]
 
 
 def rgb_array(img, path: str | os.PathLike = "image") -> np.ndarray:
@@ -67,7 +75,25 @@ def decode_images(paths: list[Path], size: tuple[int, int] | None = None) -> tor
     return out
 
 
-def load_square(path: str | os.PathLike, size: int) -> torch.Tensor:
+def load_resized(path: str | os.PathLike, size: int, crop: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """torchvision's evaluation transform, to the pixel: Resize(size) (shorter side to `size`, the other
+    side int(size * long / short), Pillow's antialiased filter), then CenterCrop(crop) (offsets
+    int(round((side - crop) / 2))). uint8, 3 x crop x crop."""
+    from PIL import Image
+    arr = decode_image(path).permute(1, 2, 0).numpy()
+    h, w = arr.shape[:2]
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    nw, nh = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (nw, nh) != (w, h):
+        arr = np.asarray(Image.fromarray(arr).resize((nw, nh), _pil_filter(interpolation)))
+    if min(nh, nw) < crop:
+        raise ReslabError(f"image {path} is {nw}x{nh} after resizing, smaller than the {crop}x{crop} crop")
+    top, left = int(round((nh - crop) / 2.0)), int(round((nw - crop) / 2.0))
+    return torch.from_numpy(arr[top:top + crop, left:left + crop].copy()).permute(2, 0, 1).contiguous()
+
+
+def load_square(path: str | os.PathLike, size: int, interpolation: str = "bilinear") -> torch.Tensor:
     """Shorter side resized to `size` then centre-cropped to size x size (uint8, 3 x size x size)."""
     from PIL import Image
     img = decode_image(path)
@@ -76,7 +102,7 @@ def load_square(path: str | os.PathLike, size: int) -> torch.Tensor:
         return img
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    pil = Image.fromarray(img.permute(1, 2, 0).numpy()).resize((nw, nh), Image.BILINEAR)
+    pil = Image.fromarray(img.permute(1, 2, 0).numpy()).resize((nw, nh), _pil_filter(interpolation))
     arr = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1)
     top, left = (nh - size) // 2, (nw - size) // 2
     return arr[:, top:top + size, left:left + size].contiguous()

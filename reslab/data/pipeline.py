@@ -19,9 +19,18 @@ class Preprocess:
     std: tuple[float, ...]
     image_size: int   # the cached/resized image size (shorter side)
     crop: int         # network input size
+    interpolation: str = "bilinear"  # of the resize (Pillow's antialiased filters)
 
     def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "image_size": self.image_size, "crop": self.crop}
+        return {"mean": list(self.mean), "std": list(self.std), "image_size": self.image_size, "crop": self.crop,
+                "interpolation": self.interpolation}
+
+    @classmethod
+    def from_dict(cls, d: dict, **defaults) -> "Preprocess":
+        """From checkpoint metadata; keys it lacks come from `defaults`."""
+        merged = {**defaults, **{k: v for k, v in d.items() if v is not None}}
+        return cls(tuple(merged["mean"]), tuple(merged["std"]), int(merged["image_size"]), int(merged["crop"]),
+                   str(merged.get("interpolation", "bilinear")))
 
 
 @dataclass

@@ -63,7 +63,7 @@ class DataBundle:
 
 def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int = 0, download: bool = False,
               skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0, stream: bool = False,
-              train_subset: int = 0, eval_subset: int = 0) -> DataBundle:
+              train_subset: int = 0, eval_subset: int = 0, interpolation: str = "bilinear") -> DataBundle:
     spec = spec or "digits"
     if spec == "digits":
         from .digits import load_digits_split
@@ -71,7 +71,8 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
         bundle = DataBundle("digits", tr[2], Split(tr[0], tr[1]), Split(te[0], te[1], "test"),
                             mean=DIGITS_MEAN, std=DIGITS_STD)
     else:
-        bundle = _load_cifar_spec(spec, download) or _load_folder_spec(spec, cache_size, skip_bad, cache_dir, stream)
+        bundle = (_load_cifar_spec(spec, download)
+                  or _load_folder_spec(spec, cache_size, skip_bad, cache_dir, stream, interpolation))
     if val_split:
         bundle = hold_out(bundle, val_split, seed)
     if train_subset or eval_subset:
@@ -123,7 +124,7 @@ def _load_cifar_spec(spec: str, download: bool) -> DataBundle | None:
 
 
 def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_dir: str | None,
-                      stream: bool = False) -> DataBundle:
+                      stream: bool = False, interpolation: str = "bilinear") -> DataBundle:
     parts = [Path(p) for p in spec.split(",")]
     for p in parts:
         if not p.exists():
@@ -140,13 +141,14 @@ def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_d
         raise ReslabError(f"{eval_dir} and {train_dir} have different class folders")
     size = cache_size or _native_size(train_idx.paths[0])
     if stream:  # decoded per batch by DataLoader workers (data.stream)
-        train = StreamSplit(train_idx.paths, torch.tensor(train_idx.labels), size)
-        test = StreamSplit(eval_idx.paths, torch.tensor(eval_idx.labels), size, eval_dir.name) if eval_idx else None
+        train = StreamSplit(train_idx.paths, torch.tensor(train_idx.labels), size, interpolation=interpolation)
+        test = (StreamSplit(eval_idx.paths, torch.tensor(eval_idx.labels), size, eval_dir.name, interpolation)
+                if eval_idx else None)
     else:
-        xtr, ytr = cached_folder(train_idx, size, cache_dir and Path(cache_dir), skip_bad)
+        xtr, ytr = cached_folder(train_idx, size, cache_dir and Path(cache_dir), skip_bad, interpolation)
         train, test = Split(xtr, ytr), None
         if eval_idx is not None:
-            xte, yte = cached_folder(eval_idx, size, cache_dir and Path(cache_dir), skip_bad)
+            xte, yte = cached_folder(eval_idx, size, cache_dir and Path(cache_dir), skip_bad, interpolation)
             test = Split(xte, yte, eval_dir.name)
     small = size <= 64
     name = parts[0].name.split(".")[0] if parts[0].is_file() else root.name

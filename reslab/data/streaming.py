@@ -19,6 +19,7 @@ class StreamSplit:
     labels: torch.Tensor
     size: int
     name: str = "train"
+    interpolation: str = "bilinear"
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -37,7 +38,7 @@ class _Decode(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         j = int(self.order[i])
-        return load_square(self.split.paths[j], self.split.size), self.split.labels[j]
+        return load_square(self.split.paths[j], self.split.size, self.split.interpolation), self.split.labels[j]
 
 
 def stream_batches(split: StreamSplit, order: torch.Tensor, batch: int, workers: int, device: torch.device,

@@ -12,7 +12,6 @@ import torch
 from ..errors import ReslabError
 from ..utils.io import atomic_write
 from ..utils.progress import Progress
-from .images import load_images
 from .spec import InferenceModel
 
 
@@ -43,7 +42,7 @@ def extract_features(im: InferenceModel, paths: list[Path], layers: Sequence[str
     done = 0
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
-        x = im.prepare(load_images(chunk, im.preprocess.image_size, im.in_chans)).to(dev)
+        x = im.prepare(im.load(chunk)).to(dev)
         if "pooled" in chunks:
             chunks["pooled"].append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu().numpy())
         if stages:

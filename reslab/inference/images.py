@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.decode import load_square
+from ..data.decode import load_resized, load_square
 from ..data.folder import IMAGE_EXTENSIONS
 from ..errors import ReslabError
 
@@ -30,10 +30,16 @@ def list_images(*targets: str | os.PathLike) -> list[Path]:
     return out
 
 
-def load_images(paths: list[Path], size: int, in_chans: int = 3) -> torch.Tensor:
-    """N x in_chans x size x size uint8: shorter side resized to `size`, centre square (as the
-    decode cache of training); grayscale models get the luminance; a bad file is a one-line error."""
-    return to_channels(torch.stack([load_square(p, size) for p in paths]), in_chans)
+def load_images(paths: list[Path], size: int, in_chans: int = 3, crop: int | None = None,
+                interpolation: str = "bilinear") -> torch.Tensor:
+    """uint8 N x in_chans x S x S: shorter side resized to `size`, then the centre crop (`crop`, with
+    torchvision's exact arithmetic; else the centre square, as the decode cache of training).
+    Grayscale models get the luminance; a bad file is a one-line error."""
+    if crop is None:
+        images = [load_square(p, size, interpolation) for p in paths]
+    else:
+        images = [load_resized(p, size, crop, interpolation) for p in paths]
+    return to_channels(torch.stack(images), in_chans)
 
 
 def to_channels(batch: torch.Tensor, in_chans: int) -> torch.Tensor:

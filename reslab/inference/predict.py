@@ -7,7 +7,6 @@ import torch
 
 from ..errors import ReslabError
 from ..utils.progress import Progress
-from .images import load_images
 from .spec import InferenceModel
 
 
@@ -24,7 +23,7 @@ def predict(im: InferenceModel, paths: list[Path], top_k: int = 5, batch_size: i
     bar = Progress(len(paths), desc="predict", unit="img", enabled=progress)
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
-        x = im.prepare(load_images(chunk, im.preprocess.image_size, im.in_chans)).to(dev)
+        x = im.prepare(im.load(chunk)).to(dev)
         probs = torch.softmax(model(x).float(), dim=1).cpu()
         p, idx = probs.topk(k, dim=1)
         for f, pr, ix in zip(chunk, p.tolist(), idx.tolist()):

@@ -10,9 +10,9 @@ import torch
 from ..data.pipeline import Preprocess
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_crop, normalize
 from ..errors import ReslabError
-from ..models import ResNet, read_checkpoint
+from ..models import ResNet
 from ..models.factory import model_from_checkpoint
-from ..models.weights import resolve_weights
+from .images import load_images
 
 
 @dataclass
@@ -26,6 +26,12 @@ class InferenceModel:
     @property
     def in_chans(self) -> int:
         return self.model.cfg.in_chans
+
+    def load(self, paths: list[Path]) -> torch.Tensor:
+        """Image files decoded as this model's evaluation saw them: resize the shorter side to
+        image_size, centre crop (torchvision's arithmetic), the recorded interpolation."""
+        p = self.preprocess
+        return load_images(paths, p.image_size, self.in_chans, crop=p.crop, interpolation=p.interpolation)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 N x C x S x S (S = preprocess.image_size, see load_images) -> the network's float input,
@@ -54,17 +60,21 @@ def check_input(x: torch.Tensor, in_chans: int, size: int | None = None, dtype: 
 def load_inference_model(weights: str, model: str | None = None, classes: list[str] | None = None,
                          image_size: int | None = None, crop: int | None = None,
                          mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> InferenceModel:
-    """reslab checkpoints carry everything; for torchvision/timm/community files pass `model` (and
-    optionally classes; preprocessing defaults to ImageNet statistics at 256 -> 224, or 32 for CIFAR nets)."""
-    path = resolve_weights(weights)
-    ckpt = read_checkpoint(path)
-    net = model_from_checkpoint(ckpt, model, str(path))
-    name = (ckpt.model_name or path.stem) if ckpt.config is not None else model
+    """reslab checkpoints and named pretrained sets ("tv2", "resnet50.a1_in1k", "akamaster": `reslab
+    weights`) carry everything; for other files pass `model` (and optionally classes; preprocessing
+    then defaults to ImageNet statistics at 256 -> 224, or 32 for CIFAR nets)."""
+    from ..hub import open_checkpoint
+    opened = open_checkpoint(weights, model)
+    ckpt, path = opened.checkpoint, opened.path
+    net = model_from_checkpoint(ckpt, model, str(weights))
+    name = (opened.weight_set.name if opened.weight_set else (ckpt.model_name or path.stem) if ckpt.config is not None
+            else model)
     recorded = ckpt.preprocess
     small = net.cfg.stem == "cifar"
     size = image_size or recorded.get("image_size") or (32 if small else 256)
     pre = Preprocess(tuple(mean or recorded.get("mean") or IMAGENET_MEAN), tuple(std or recorded.get("std") or IMAGENET_STD),
-                     int(size), int(crop or recorded.get("crop") or (size if small else min(224, size))))
+                     int(size), int(crop or recorded.get("crop") or (size if small else min(224, size))),
+                     str(recorded.get("interpolation", "bilinear")))
     names = classes or ckpt.classes
     n = net.cfg.num_classes
     if names is None:

@@ -16,32 +16,53 @@ from .weights import Checkpoint, load_into, read_checkpoint
 
 
 def create_model(name: str, num_classes: int | None = None, weights: str | os.PathLike | None = None,
-                 **overrides: Any) -> ResNet:
-    """Build preset `name` (see list_models()), optionally loading `weights` from a file.
+                 pretrained: bool = False, **overrides: Any) -> ResNet:
+    """Build preset `name` (see list_models()), optionally with pretrained weights.
 
     Any ResNetConfig field can be overridden (shortcut="B", preact=True, residual=False, depth=74,
-    width=2, in_chans=1, drop_path_rate=0.1, ...). With `weights`, the format is detected
-    (reslab safetensors, torchvision/timm .pth/.safetensors, akamaster CIFAR .th); if num_classes
-    is given and differs from the checkpoint's, the classifier is re-initialised.
+    width=2, in_chans=1, drop_path_rate=0.1, output_stride=16, ...). `weights` is a file (reslab
+    safetensors, torchvision/timm .pth/.safetensors, community CIFAR .th) or a pretrained set's name
+    ("tv2", "torchvision:IMAGENET1K_V2", "resnet50.a1_in1k", "hf-hub:timm/resnet50.a1_in1k",
+    "akamaster"; `reslab weights` lists them). pretrained=True loads the architecture's default set;
+    timm's "resnet50.a1_in1k" as the name does the same for that set. If num_classes is given and
+    differs from the weights', the classifier is re-initialised.
     """
+    from ..hub.registry import default_weights, split_name
+    if split_name(name) and (pretrained or weights is None):  # timm style: create_model("resnet50.a1_in1k", pretrained=True)
+        name, weights = split_name(name)[0], name if pretrained else None
+    elif pretrained and weights is None:
+        weights = default_weights(name).name
+    opened = None
+    if weights is not None:
+        from ..hub.open import open_checkpoint
+        opened = open_checkpoint(weights, model=_arch_of(name))
+        overrides = {**opened.checkpoint.model_args, **overrides}  # e.g. shortcut B for chenyaofo's nets
     if num_classes is not None:
         overrides["num_classes"] = num_classes
-    cfg = model_config(name, **overrides)
-    model = ResNet(cfg)
-    if weights is not None:
-        load_into(model, read_checkpoint(weights), new_head=num_classes is not None,
+    elif opened is not None and opened.checkpoint.state_dict.get("fc.weight") is not None:
+        overrides["num_classes"] = int(opened.checkpoint.state_dict["fc.weight"].shape[0])
+    model = ResNet(model_config(name, **overrides))
+    if opened is not None:
+        load_into(model, opened.checkpoint, new_head=num_classes is not None,
                   adapt_in_chans="in_chans" in overrides, name=name)
     return model
+
+
+def _arch_of(name: str) -> str | None:
+    """The architecture a registry name must match: only for presets (custom depths have no sets)."""
+    from .registry import PRESETS
+    return name if name in PRESETS else None
 
 
 def model_from_checkpoint(ckpt: Checkpoint, model: str | None = None, source: str = "checkpoint") -> ResNet:
     """The network an already-read checkpoint describes: its recorded architecture (reslab files), else
     preset `model` with the checkpoint's number of classes (torchvision/timm/community files)."""
     if ckpt.config is not None:
-        net, name = ResNet(ResNetConfig.from_dict(ckpt.config)), ckpt.metadata.get("model") or "model"
-    elif model:
+        net, name = ResNet(ResNetConfig.from_dict(ckpt.config)), ckpt.model_name or "model"
+    elif model or ckpt.model_name:
+        name = model or ckpt.model_name
         w = ckpt.state_dict.get("fc.weight")
-        net, name = ResNet(model_config(model, **({"num_classes": int(w.shape[0])} if w is not None else {}))), model
+        net = ResNet(model_config(name, **{**ckpt.model_args, **({"num_classes": int(w.shape[0])} if w is not None else {})}))
     else:
         raise ReslabError(f"{source} ({ckpt.source}) does not say its architecture: pass --model NAME")
     load_into(net, ckpt, name=name)

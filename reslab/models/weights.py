@@ -47,6 +47,11 @@ class Checkpoint:
         return self.metadata.get("model") or None
 
     @property
+    def model_args(self) -> dict[str, Any]:
+        """reslab options a named third-party set needs to fit (e.g. shortcut B for chenyaofo's nets)."""
+        return self._json("model_args") or {}
+
+    @property
     def classes(self) -> list[str] | None:
         return self._json("classes")
 
@@ -206,6 +211,11 @@ def load_into(model: nn.Module, ckpt: Checkpoint, *, new_head: bool = False, ada
         missing = [k for k in missing if not k.startswith("fc.")]
         unexpected = [k for k in unexpected if not k.startswith("fc.")]
     if missing or unexpected or wrong:
+        from .layouts import recognise_foreign_layout
+        foreign = recognise_foreign_layout(state)
+        if foreign:
+            raise ReslabError(f"weights ({ckpt.source}) are {foreign}: not the torchvision ResNet layout reslab builds, "
+                              f"so they cannot load into {name}")
         raise ReslabError(f"weights ({ckpt.source}) do not fit {name}: " + describe_mismatch(missing, unexpected, wrong, state, own))
     with torch.no_grad():
         for k, v in state.items():

@@ -13,9 +13,7 @@ from ..data.pipeline import Pipeline, Preprocess
 from ..data.sources import load_data
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ReslabError
-from ..models import read_checkpoint
 from ..models.factory import model_from_checkpoint
-from ..models.weights import resolve_weights
 from ..utils.io import atomic_write
 from . import plots
 from .config import RunConfig
@@ -42,8 +40,9 @@ def evaluate_checkpoint(weights: str, data: str | None = None, *, model: str | N
         raise ReslabError(f"split {split!r} is invalid; choose one of {', '.join(SPLITS)}")
     if batch_size is not None and batch_size < 1:
         raise ReslabError(f"batch size must be >= 1, got {batch_size}")
-    path = resolve_weights(weights)
-    ckpt = read_checkpoint(path)
+    from ..hub import open_checkpoint
+    opened = open_checkpoint(weights, model)
+    ckpt, path = opened.checkpoint, opened.path
     trained = (ckpt.train_config or {}).get("data") or {}
     if data is None:
         data = trained.get("source")
@@ -53,7 +52,8 @@ def evaluate_checkpoint(weights: str, data: str | None = None, *, model: str | N
     vs = val_split if val_split is not None else (int(trained.get("val_split") or 0) if same_data else 0)
     pre = ckpt.preprocess
     bundle = load_data(data, cache_size=cache_size or pre.get("image_size") or None, val_split=vs,
-                       seed=int(trained.get("seed", 0)) if same_data else 0)
+                       seed=int(trained.get("seed", 0)) if same_data else 0,
+                       interpolation=str(pre.get("interpolation", "bilinear")))
     target = {"test": bundle.test, "val": bundle.val, "train": bundle.train}[split]
     if target is None:
         hint = ("pass --val-split N to hold out N training images, as the run did with data.val_split" if split == "val"
@@ -69,7 +69,7 @@ def evaluate_checkpoint(weights: str, data: str | None = None, *, model: str | N
     size = int(target.image_shape[-1])
     net_crop = _input_size(pre, size, crop, data)
     p = Preprocess(tuple(mean or pre.get("mean") or IMAGENET_MEAN), tuple(std or pre.get("std") or IMAGENET_STD),
-                   size, net_crop)
+                   size, net_crop, str(pre.get("interpolation", "bilinear")))
     speed = resolve_speed(RunConfig(device=device, amp=amp))  # the same precision `reslab train` evaluates with
     dev = speed.device
     net = net.to(dev)

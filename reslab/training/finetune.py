@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..models import ResNet, ResNetConfig, create_model, read_checkpoint
-from ..models.weights import Checkpoint, load_into, resolve_weights
+from ..models import ResNet, ResNetConfig, create_model
+from ..models.weights import Checkpoint, load_into
 from .config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,9 @@ class Pretrained:
 
 def recorded_model_name(weights: str) -> str | None:
     """The preset name a reslab checkpoint was trained as (None for third-party files)."""
-    ckpt = read_checkpoint(resolve_weights(weights))
-    return ckpt.model_name if ckpt.config is not None else None
+    from ..hub import open_checkpoint
+    ckpt = open_checkpoint(weights).checkpoint
+    return ckpt.model_name
 
 
 def pretrained_model(cfg: TrainConfig, classes: list[str]) -> Pretrained:
@@ -36,14 +37,15 @@ def pretrained_model(cfg: TrainConfig, classes: list[str]) -> Pretrained:
     kept when the classes are the same (same names, or same count where the checkpoint records no
     names), otherwise replaced by a freshly initialised one.
     """
-    path = resolve_weights(cfg.finetune.weights)
-    ckpt = read_checkpoint(path)
+    from ..hub import open_checkpoint
+    opened = open_checkpoint(cfg.finetune.weights, cfg.model)
+    ckpt, path = opened.checkpoint, opened.path
     n = len(classes)
     if ckpt.config is not None:
         fields = {**ckpt.config, **cfg.model_args, "num_classes": n}
         model = ResNet(ResNetConfig.from_dict(fields))
     else:
-        model = create_model(cfg.model, num_classes=n, **cfg.model_args)
+        model = create_model(cfg.model, num_classes=n, **{**ckpt.model_args, **cfg.model_args})
     head = _head_decision(ckpt, classes)
     state = ckpt.state_dict if head == "kept" else {k: v for k, v in ckpt.state_dict.items() if not k.startswith("fc.")}
     load_into(model, Checkpoint(state, ckpt.source, ckpt.metadata), new_head=head != "kept",

@@ -1,0 +1,128 @@
+"""Getting a weight file onto disk: the ecosystem's own caches and downloaders, and a sha256 check
+of every file, cached ones included, before anything reads it.
+
+- URLs go through torch.hub (`download_url_to_file`, its progress bar) into torch.hub's cache,
+  `$TORCH_HOME/hub/checkpoints` (default ~/.cache/torch/hub/checkpoints), so files a user already
+  has from torchvision or timm are found there, offline. A download lands under a temporary name and is
+  renamed into place only after its hash matched: a corrupt or partial file never enters the cache.
+- Hub ids go through huggingface_hub (an optional extra) into its cache; the file is checked against
+  the sha256 the Hub reported for it (the blob's name) and against a pinned hash when one is known.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import os
+import re
+import urllib.error
+import uuid
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ReslabError
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def hub_cache_dir() -> Path:
+    """torch.hub's checkpoint cache (respects TORCH_HOME / XDG_CACHE_HOME / torch.hub.set_dir)."""
+    import torch.hub
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_hash(path: Path, expected: str, what: str) -> None:
+    """Raise unless the file's sha256 starts with `expected` (a full hash or a published prefix)."""
+    if not expected:
+        return
+    got = sha256_of(path)
+    if not got.startswith(expected.lower()):
+        raise ReslabError(f"{what} does not match its sha256 (expected {expected}{'' if len(expected) == 64 else '...'}, "
+                          f"got {got[:len(expected)]}): corrupt, truncated or replaced")
+
+
+def fetch_url(url: str, sha256: str, file_name: str | None = None, progress: bool = True) -> Path:
+    """The verified local copy of `url` in torch.hub's cache, downloaded if absent."""
+    cache = hub_cache_dir()
+    dst = cache / (file_name or url.rsplit("/", 1)[-1])
+    if dst.is_file():
+        try:
+            check_hash(dst, sha256, f"the cached file {dst}")
+        except ReslabError as e:
+            raise ReslabError(f"{e}; delete it to download it again from {url}") from None
+        return dst
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f".{dst.name}.{uuid.uuid4().hex}.download"
+    try:
+        import torch.hub
+        torch.hub.download_url_to_file(url, str(tmp), hash_prefix=None, progress=progress)
+        check_hash(tmp, sha256, f"the file downloaded from {url}")
+        os.replace(tmp, dst)
+    except urllib.error.HTTPError as e:
+        raise ReslabError(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException, OSError) as e:
+        if isinstance(e, OSError) and getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            raise ReslabError(f"disk full while downloading {url} into {cache}") from None
+        if isinstance(e, OSError) and getattr(e, "errno", None) in (errno.EACCES, errno.EROFS):
+            raise ReslabError(f"cannot write into {cache} ({e.strerror}): set TORCH_HOME to a writable folder") from None
+        reason = getattr(e, "reason", None) or e
+        raise ReslabError(f"cannot download {url} ({str(reason).splitlines()[0][:120]}); without a network, put the "
+                          f"file at {dst}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
+def fetch_hf(repo_id: str, sha256: str = "", revision: str | None = None, filename: str = "model.safetensors") -> Path:
+    """The verified local copy of a Hub file (huggingface_hub's cache; offline when HF_HUB_OFFLINE=1)."""
+    try:
+        import huggingface_hub
+        from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
+    except ImportError:
+        raise ReslabError(f"hf-hub:{repo_id} needs huggingface_hub: pip install 'reslab[hub]' "
+                          f"(or pip install huggingface_hub)") from None
+    try:
+        path = Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision))
+    except EntryNotFoundError:
+        raise ReslabError(f"hf-hub:{repo_id} has no {filename} (reslab reads safetensors files only)") from None
+    except LocalEntryNotFoundError:
+        from huggingface_hub import constants
+        raise ReslabError(f"hf-hub:{repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the Hub "
+                          f"cannot be reached (offline?): download it once with a network") from None
+    except Exception as e:  # noqa: BLE001 - network and server errors of every kind, in one line
+        raise ReslabError(f"cannot download hf-hub:{repo_id}: {type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
+    blob = path.resolve()
+    expected = [h for h in (sha256, blob.name if SHA256.match(blob.name) else "") if h]
+    try:
+        for h in expected:
+            check_hash(blob, h, f"hf-hub:{repo_id} ({blob})")
+    except ReslabError:
+        blob.unlink(missing_ok=True)  # never leave a file that failed its check in the cache
+        if path.is_symlink():
+            path.unlink()
+        raise
+    return blob
+
+
+def cached_path(ws) -> Path | None:
+    """Where a set's file already is on this machine (not verified here), or None."""
+    if ws.url.startswith("package:"):
+        return Path(str(resources.files("reslab.hub").joinpath(ws.url[len("package:"):])))
+    if ws.url and (hub_cache_dir() / ws.file_name).is_file():
+        return hub_cache_dir() / ws.file_name
+    if ws.hf_hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        found = try_to_load_from_cache(ws.hf_hub, "model.safetensors")
+        return Path(found) if isinstance(found, str) else None
+    return None
