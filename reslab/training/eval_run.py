@@ -6,6 +6,7 @@ trained on, its validation split (same size and data seed), its evaluation batch
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def evaluate_checkpoint(weights: str, data: str | None = None, *, model: str | N
     n_cls = net.cfg.num_classes
     if n_cls != len(bundle.classes):
         raise ReslabError(f"the model has {n_cls} classes but --data {data} has {len(bundle.classes)}")
-    if ckpt.classes and ckpt.classes != bundle.classes:
+    if ckpt.classes and not same_classes(ckpt.classes, bundle.classes):
         raise ReslabError(f"class names differ between the checkpoint and the data: {ckpt.classes[:5]}... vs "
                           f"{bundle.classes[:5]}...")
     size = int(target.image_shape[-1])
@@ -84,6 +85,16 @@ def evaluate_checkpoint(weights: str, data: str | None = None, *, model: str | N
         report = json.dumps(report_dict(res, bundle.classes, str(path)), indent=1)
         atomic_write(out_dir / f"metrics_{split}.json", lambda f: f.write_text(report))
     return EvalReport(res, bundle.classes, str(path), out_dir)
+
+
+def same_classes(model_classes: list[str], data_classes: list[str]) -> bool:
+    """The same classes in the same order. An ImageNet-1k tree names its folders by WordNet id
+    (n01440764, ...), which sort into the label order the ImageNet-1k class names are in."""
+    if model_classes == data_classes:
+        return True
+    from ..hub import class_names
+    return (len(data_classes) == 1000 and model_classes == class_names("imagenet1k")
+            and all(re.fullmatch(r"n\d{8}", c) for c in data_classes) and data_classes == sorted(data_classes))
 
 
 def _input_size(pre: dict, size: int, crop: int, data: str) -> int:
