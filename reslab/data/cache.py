@@ -14,7 +14,7 @@ import torch
 from ..errors import ReslabError
 from ..utils.io import atomic_path
 from ..utils.progress import Progress
-from .decode import load_square
+from .decode import load_resized, load_square
 from .folder import ImageFolderIndex
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("RESLAB_CACHE", Path.home() / ".cache" / "reslab"))
 
 
-def fingerprint(index: ImageFolderIndex, size: int, interpolation: str = "bilinear") -> str:
-    """Changes whenever a file is added, removed, renamed, resized or touched, or the size or the
-    resize filter changes."""
-    h = hashlib.sha256(f"v1|{size}|{index.classes}{'' if interpolation == 'bilinear' else '|' + interpolation}".encode())
+def fingerprint(index: ImageFolderIndex, size: int, interpolation: str = "bilinear", crop: int | None = None) -> str:
+    """Changes whenever a file is added, removed, renamed, resized or touched, or the size, the crop or
+    the resize filter changes."""
+    mode = ("" if interpolation == "bilinear" else "|" + interpolation) + ("" if crop is None else f"|crop{crop}")
+    h = hashlib.sha256(f"v1|{size}|{index.classes}{mode}".encode())
+    if crop is not None:  # labels may come from a ground-truth file rather than the folders
+        h.update(str(index.labels).encode())
     for p in index.paths:
         st = p.stat()
         h.update(f"{p.relative_to(index.root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -35,15 +38,20 @@ def fingerprint(index: ImageFolderIndex, size: int, interpolation: str = "biline
 
 
 def decode_folder(index: ImageFolderIndex, size: int, skip_bad: bool = False, workers: int | None = None,
-                  desc: str = "decode", interpolation: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor, int]:
-    """All images of `index` as (N, 3, size, size) uint8 + labels; returns the number skipped too."""
-    out = torch.empty((len(index), 3, size, size), dtype=torch.uint8)
+                  desc: str = "decode", interpolation: str = "bilinear",
+                  crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """All images of `index` as (N, 3, S, S) uint8 + labels, and the number skipped: the shorter side
+    resized to `size` and the centre square (S = size), or with `crop` torchvision's evaluation
+    transform (resize, centre crop; S = crop)."""
+    side = crop or size
+    out = torch.empty((len(index), 3, side, side), dtype=torch.uint8)
     ok = torch.ones(len(index), dtype=torch.bool)
     progress = Progress(len(index), desc=desc, unit="img")
 
     def one(i: int) -> None:
         try:
-            out[i] = load_square(index.paths[i], size, interpolation)
+            out[i] = (load_square(index.paths[i], size, interpolation) if crop is None
+                      else load_resized(index.paths[i], size, crop, interpolation))
         except ReslabError:
             if not skip_bad:
                 raise
@@ -62,10 +70,10 @@ def decode_folder(index: ImageFolderIndex, size: int, skip_bad: bool = False, wo
 
 
 def cached_folder(index: ImageFolderIndex, size: int, cache_dir: Path | None = None, skip_bad: bool = False,
-                  interpolation: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
+                  interpolation: str = "bilinear", crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """decode_folder, memoised on disk under `cache_dir` by the folder's fingerprint."""
     cache_dir = Path(cache_dir or default_cache_dir()) / "images"
-    key = fingerprint(index, size, interpolation)
+    key = fingerprint(index, size, interpolation, crop)
     data, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if data.is_file() and meta.is_file():
         try:
@@ -76,7 +84,7 @@ def cached_folder(index: ImageFolderIndex, size: int, cache_dir: Path | None = N
         except (OSError, ValueError, KeyError):
             log.warning("image cache %s unreadable; rebuilding", data)
     images, labels, _ = decode_folder(index, size, skip_bad, desc=f"decode {index.root.name}",
-                                      interpolation=interpolation)
+                                      interpolation=interpolation, crop=crop)
     try:
         with atomic_path(data) as tmp:
             with open(tmp, "wb") as f:

@@ -55,6 +55,8 @@ class Pipeline:
             x = T.scale_augment(self._norm(x), gen, p.crop, shorter=(int(p.crop * 256 / 224), int(p.crop * 480 / 224)))
         elif kind == "rrc":
             x = T.random_resized_crop(self._norm(x), gen, p.crop)
+        elif kind == "whole":  # cropped, resized and flipped per sample on the whole image (data/whole.py)
+            x = self._norm(x)
         else:
             x = self.eval_prepare(x)
         return self._finish(x)
@@ -72,6 +74,10 @@ class Pipeline:
 
 
 def make_pipeline(bundle: DataBundle, augment: str = "auto", crop: int = 0, channels_last: bool = False) -> Pipeline:
+    if bundle.info.get("input") == "whole":  # crops come from the loader; evaluation: resize, centre crop
+        w = bundle.info
+        return Pipeline(Preprocess(tuple(bundle.mean), tuple(bundle.std), w["eval_resize"], w["crop"],
+                                   w["interpolation"]), "whole", channels_last=channels_last)
     size = int(bundle.train.image_shape[-1])
     crop = crop or size
     if crop > size:

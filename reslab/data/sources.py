@@ -63,7 +63,10 @@ class DataBundle:
 
 def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int = 0, download: bool = False,
               skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0, stream: bool = False,
-              train_subset: int = 0, eval_subset: int = 0, interpolation: str = "bilinear") -> DataBundle:
+              train_subset: int = 0, eval_subset: int = 0, interpolation: str = "bilinear",
+              whole: dict | None = None) -> DataBundle:
+    """`whole`: train on whole images, {"augment": rrc|scale, "crop": 224, "cache_shorter": 0|N}
+    (folder and archive data only; evaluation images are resized to cache_size and centre-cropped)."""
     spec = spec or "digits"
     if spec == "digits":
         from .digits import load_digits_split
@@ -71,8 +74,14 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
         bundle = DataBundle("digits", tr[2], Split(tr[0], tr[1]), Split(te[0], te[1], "test"),
                             mean=DIGITS_MEAN, std=DIGITS_STD)
     else:
-        bundle = (_load_cifar_spec(spec, download)
-                  or _load_folder_spec(spec, cache_size, skip_bad, cache_dir, stream, interpolation))
+        bundle = _load_cifar_spec(spec, download)
+        if bundle is not None and whole:
+            raise ReslabError("data.input=whole reads image files (folders, archives); CIFAR's arrays are whole already")
+        if bundle is None and whole:
+            from .whole_sources import load_whole
+            bundle = load_whole(spec, whole, cache_size, cache_dir, interpolation, skip_bad)
+        elif bundle is None:
+            bundle = _load_folder_spec(spec, cache_size, skip_bad, cache_dir, stream, interpolation)
     if val_split:
         bundle = hold_out(bundle, val_split, seed)
     if train_subset or eval_subset:
@@ -86,7 +95,7 @@ def take_subsets(bundle: DataBundle, n_train: int, n_eval: int, seed: int = 0) -
         if not n or split is None or n >= len(split):
             return split
         if not isinstance(split, Split):
-            raise ReslabError("data subsets work with in-memory data, not with data.stream")
+            raise ReslabError("data subsets work with in-memory data, not with data.stream or data.input=whole")
         idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(20_011 * salt + seed))[:n]
         return split.subset(idx.sort().values)
     bundle.train = pick(bundle.train, n_train, 1)
@@ -98,8 +107,9 @@ def hold_out(bundle: DataBundle, n: int, seed: int = 0) -> DataBundle:
     """The paper's protocol: `n` training images become the validation split (fixed by `seed`)."""
     if not 0 < n < len(bundle.train):
         raise ReslabError(f"val_split={n} must be between 1 and {len(bundle.train) - 1} (training images)")
-    if isinstance(bundle.train, StreamSplit):
-        raise ReslabError("data.val_split works with in-memory data; with data.stream use a val/ folder")
+    if not isinstance(bundle.train, Split):
+        raise ReslabError("data.val_split works with in-memory data; with data.stream or data.input=whole use a "
+                          "val/ folder")
     order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(10_007 + seed))
     bundle.val = bundle.train.subset(order[:n], "val")
     bundle.train = bundle.train.subset(order[n:], "train")

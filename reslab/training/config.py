@@ -29,6 +29,10 @@ class DataConfig:
     download: bool = False          # fetch CIFAR from the official address if missing
     skip_bad: bool = False          # skip (and count) unreadable images instead of failing
     stream: bool = False            # decode per batch with DataLoader workers (folders too big for memory)
+    input: str = "square"           # square: decode once to cache_size squares, augment on the device |
+                                    # whole: crop each sample on the whole original image (ImageNet protocol)
+    cache_shorter: int = 0          # whole: 0 decodes the files every epoch; N keeps a decode-once uint8 cache
+                                    # at shorter side <= N (aspect kept, memory-mapped)
     workers: int = 2                # DataLoader workers of the streaming path
     cache_dir: str = ""             # default: $RESLAB_CACHE or ~/.cache/reslab
     seed: int = 0                   # picks the val_split images and the subsets; apart from run.seed, so that
@@ -116,7 +120,7 @@ CHOICES = {
     "schedule.warmup_mode": ("constant", "linear"), "run.amp": ("auto", "off", "bf16", "fp16"),
     "run.channels_last": ("auto", "on", "off"),
     "run.compile": ("auto", "off", "default", "reduce-overhead", "max-autotune"),
-    "finetune.norm": ("auto", "data"),
+    "finetune.norm": ("auto", "data"), "data.input": ("square", "whole"),
 }
 
 
@@ -241,6 +245,7 @@ def validate(cfg: TrainConfig) -> None:
               ("data.crop", cfg.data.crop >= 0, "must be >= 0 (0: the image size)"),
               ("data.cache_size", cfg.data.cache_size >= 0, "must be >= 0 (0: native)"),
               ("data.workers", cfg.data.workers >= 0, "must be >= 0"),
+              ("data.cache_shorter", cfg.data.cache_shorter >= 0, "must be >= 0 (0: no cache)"),
               ("data.seed", cfg.data.seed >= 0, "must be >= 0"),
               ("run.seed", cfg.run.seed >= 0, "must be >= 0"),
               ("data.val_split", cfg.data.val_split >= 0, "must be >= 0"),

@@ -15,6 +15,8 @@ from ..data.loader import DeviceLoader
 from ..data.pipeline import Pipeline, make_pipeline
 from ..data.sources import DataBundle, load_data
 from ..data.streaming import StreamLoader, StreamSplit
+from ..data.shards import ShardLoader, ShardSplit
+from ..data.whole import WholeImageLoader, WholeSplit
 from ..errors import ReslabError
 from ..models import create_model
 from ..models.resnet import ResNet
@@ -36,7 +38,7 @@ class Run:
     speed: Speed
     data: DataBundle
     pipeline: Pipeline
-    loader: DeviceLoader | StreamLoader
+    loader: DeviceLoader | StreamLoader | WholeImageLoader | ShardLoader
     raw_model: ResNet           # unwrapped: what is saved and evaluated
     model: nn.Module            # what the step calls (DDP and/or compiled)
     optimizer: torch.optim.Optimizer
@@ -95,7 +97,13 @@ def _build(cfg: TrainConfig, speed: Speed, data: DataBundle, pipeline: Pipeline,
            lock: RunLock | None) -> Run:
     if data.monitor is None:
         log.warning("no validation or test split found: training without evaluation")
-    if isinstance(data.train, StreamSplit):
+    if isinstance(data.train, ShardSplit):
+        loader = ShardLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
+                             workers=cfg.data.workers, rank=dist.rank(), world=dist.world_size())
+    elif isinstance(data.train, WholeSplit):
+        loader = WholeImageLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
+                                  workers=cfg.data.workers, rank=dist.rank(), world=dist.world_size())
+    elif isinstance(data.train, StreamSplit):
         loader = StreamLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
                               workers=cfg.data.workers, rank=dist.rank(), world=dist.world_size())
     else:
@@ -143,9 +151,10 @@ def _initial_model(cfg: TrainConfig, data: DataBundle, pipeline: Pipeline) -> tu
 
 def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
     d = cfg.data
+    whole = {"augment": d.augment, "crop": d.crop, "cache_shorter": d.cache_shorter} if d.input == "whole" else None
     kw = dict(cache_size=d.cache_size or None, val_split=d.val_split, download=d.download, skip_bad=d.skip_bad,
               cache_dir=d.cache_dir or None, seed=d.seed, stream=d.stream, train_subset=d.train_subset,
-              eval_subset=d.eval_subset)
+              eval_subset=d.eval_subset, whole=whole)
     if dist.is_main():
         data = load_data(d.source, **kw)
         dist.barrier()

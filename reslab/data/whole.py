@@ -1,0 +1,225 @@
+"""Training on whole images: each sample's crop is chosen on the original image (data/crops.py), then
+only that window is decoded and resized to the network input.
+
+Decoding is the cost, so it is kept small: a JPEG is decoded at 1/2, 1/4 or 1/8 scale when the window
+still has at least the output's pixels there (Pillow's `draft`, the DCT scaling of libjpeg), and large
+downscales go through Pillow's integer `reduce` first (`reducing_gap`). The keep-aspect cache
+(`AspectCache`) decodes every image once to uint8 at a bounded shorter side, aspect kept, in one
+memory-mapped file: later epochs do no JPEG decoding at all (the idea behind FFCV and DALI).
+
+The same function cuts a crop from a file or from the cache, so where the cache holds an image at
+its own size (images no larger than the cache's shorter side), streamed and cached runs are identical.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ReslabError
+from ..utils.io import atomic_path
+from ..utils.progress import Progress
+from .crops import Crop, sample_crop
+from .decode import _pil_filter, rgb_array
+from .loader import epoch_order, steps_per_epoch
+
+log = logging.getLogger(__name__)
+REDUCING_GAP = 3.0  # Pillow: reduce() by an integer factor first when the scale is at least 3x smaller
+
+
+def crop_resize(img, orig_size: tuple[int, int], crop: Crop, size: int, interpolation: str = "bilinear") -> np.ndarray:
+    """The crop window (in the original image's coordinates; `img` may be a scaled version of it, as a
+    drafted JPEG or a cache entry is) resized to size x size, flipped if asked: H x W x 3 uint8."""
+    from PIL import Image
+    ow, oh = orig_size
+    sx, sy = img.size[0] / ow, img.size[1] / oh
+    box = (crop.left * sx, crop.top * sy, (crop.left + crop.width) * sx, (crop.top + crop.height) * sy)
+    if img.mode != "RGB":
+        img = Image.fromarray(rgb_array(img))
+    out = img.resize((size, size), _pil_filter(interpolation), box=box, reducing_gap=REDUCING_GAP)
+    if crop.flip:
+        out = out.transpose(Image.FLIP_LEFT_RIGHT)
+    return np.asarray(out)
+
+
+def decode_crop(path: str | os.PathLike, crop_of: Callable[[int, int], Crop], size: int,
+                interpolation: str = "bilinear") -> torch.Tensor:
+    """Open a file, choose its crop from its size (header only), decode just enough of it, crop and resize."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            crop = crop_of(h, w)
+            if img.format == "JPEG":  # decode at the smallest DCT scale that keeps >= size pixels in the window
+                img.draft("RGB", (math.ceil(w * size / crop.width), math.ceil(h * size / crop.height)))
+            arr = crop_resize(img, (w, h), crop, size, interpolation)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ReslabError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+# ------------------------------------------------------------------------------------------ the cache
+@dataclass
+class AspectCache:
+    """uint8 images at a bounded shorter side, aspect kept, concatenated in one memory-mapped file;
+    `index` rows are (offset, height, width, original height, original width)."""
+
+    data: np.ndarray
+    index: np.ndarray
+    shorter: int
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def image(self, i: int):
+        from PIL import Image
+        off, h, w, _, _ = (int(v) for v in self.index[i])
+        return Image.fromarray(np.asarray(self.data[off:off + h * w * 3]).reshape(h, w, 3))
+
+    def original_size(self, i: int) -> tuple[int, int]:
+        return int(self.index[i, 4]), int(self.index[i, 3])  # (width, height)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+def build_aspect_cache(paths: list[Path], shorter: int, folder: Path, interpolation: str = "bilinear",
+                       workers: int | None = None) -> AspectCache:
+    """Decode every image once (shorter side reduced to `shorter` when larger) into FOLDER/KEY.u8 +
+    KEY.idx.npy, or reuse them when the files have not changed."""
+    key = _fingerprint(paths, shorter, interpolation)
+    data_f, index_f = folder / f"{key}.u8", folder / f"{key}.idx.npy"
+    if data_f.is_file() and index_f.is_file():
+        index = np.load(index_f)
+        return AspectCache(np.memmap(data_f, dtype=np.uint8, mode="r"), index, shorter)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def one(p: Path) -> tuple[np.ndarray, tuple[int, int]]:
+        from PIL import Image
+        with Image.open(p) as img:
+            w, h = img.size
+            k = shorter / min(w, h)
+            if k < 1 and img.format == "JPEG":
+                img.draft("RGB", (math.ceil(w * k), math.ceil(h * k)))
+            arr = rgb_array(img, p)
+            if k < 1:
+                nw, nh = max(1, round(w * k)), max(1, round(h * k))
+                arr = np.asarray(Image.fromarray(arr).resize((nw, nh), _pil_filter(interpolation),
+                                                              reducing_gap=REDUCING_GAP))
+        return arr, (h, w)
+
+    bar = Progress(len(paths), desc=f"cache (shorter side {shorter})", unit="img")
+    index = np.zeros((len(paths), 5), dtype=np.int64)
+    try:
+        with atomic_path(data_f) as tmp, open(tmp, "wb") as f, ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
+            off = 0
+            for i, (arr, (oh, ow)) in enumerate(pool.map(_guarded(one), paths)):
+                f.write(np.ascontiguousarray(arr).tobytes())
+                index[i] = (off, arr.shape[0], arr.shape[1], oh, ow)
+                off += arr.size
+                bar.update(i + 1)
+        with atomic_path(index_f) as tmp, open(tmp, "wb") as f:
+            np.save(f, index)
+    finally:
+        bar.close()
+    return AspectCache(np.memmap(data_f, dtype=np.uint8, mode="r"), index, shorter)
+
+
+def _guarded(fn):
+    def run(p):
+        try:
+            return fn(p)
+        except (OSError, ValueError, SyntaxError) as e:
+            raise ReslabError(f"cannot read image {p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return run
+
+
+def _fingerprint(paths: list[Path], shorter: int, interpolation: str) -> str:
+    h = hashlib.sha256(f"aspect-v1|{shorter}|{interpolation}".encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+# ------------------------------------------------------------------------------------------ data set and loader
+@dataclass
+class WholeSplit:
+    """Training images used whole: files, or a keep-aspect cache of them."""
+
+    paths: list[Path]
+    labels: torch.Tensor
+    kind: str                   # rrc | scale
+    size: int                   # network input
+    interpolation: str = "bilinear"
+    cache: AspectCache | None = None
+    name: str = "train"
+    shorter: tuple[int, int] | None = None  # scale augmentation's S range (default from size)
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3, self.size, self.size)
+
+    def sample(self, seed: int, epoch: int, i: int) -> torch.Tensor:
+        """Sample i of `epoch`: its crop chosen on the original geometry, decoded, resized, flipped."""
+        def crop_of(h, w):
+            return sample_crop(self.kind, seed, epoch, i, h, w, self.size, self.shorter)
+        if self.cache is None:
+            return decode_crop(self.paths[i], crop_of, self.size, self.interpolation)
+        w, h = self.cache.original_size(i)
+        arr = crop_resize(self.cache.image(i), (w, h), crop_of(h, w), self.size, self.interpolation)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+class _EpochSamples(torch.utils.data.Dataset):
+    def __init__(self, split: WholeSplit, order: torch.Tensor, seed: int, epoch: int) -> None:
+        self.split, self.order, self.seed, self.epoch = split, order, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, k: int):
+        i = int(self.order[k])
+        return self.split.sample(self.seed, self.epoch, i), self.split.labels[i]
+
+
+class WholeImageLoader:
+    """DeviceLoader's interface over a WholeSplit: DataLoader workers crop and decode, batches go to the
+    device as uint8 (normalised there). Order and crops depend on (seed, epoch, index) only."""
+
+    def __init__(self, split: WholeSplit, batch_size: int, device: torch.device,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor], *, seed: int = 0, workers: int = 2,
+                 rank: int = 0, world: int = 1) -> None:
+        self.steps_per_epoch = steps_per_epoch(len(split), batch_size, world)
+        self.local_batch = batch_size // world
+        self.split, self.device, self.augment, self.workers = split, device, augment, workers
+        self.seed, self.rank, self.world = seed, rank, world
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = epoch_order(len(self.split), self.seed, epoch, self.rank, self.world)
+        order = order[start * self.local_batch: self.steps_per_epoch * self.local_batch]
+        ds = _EpochSamples(self.split, order, self.seed, epoch)
+        loader = torch.utils.data.DataLoader(ds, batch_size=self.local_batch, shuffle=False, num_workers=self.workers,
+                                             drop_last=True, pin_memory=self.device.type == "cuda",
+                                             prefetch_factor=4 if self.workers else None,
+                                             persistent_workers=False)
+        gen = torch.Generator()  # unused: crops and flips were drawn per sample
+        for x, y in loader:
+            yield self.augment(x.to(self.device, non_blocking=True), gen), y.to(self.device, non_blocking=True)
+
