@@ -1,0 +1,217 @@
+"""The whole-image path: crop sampling as defined, draft decoding, streamed == cached, exact resume,
+ImageNet's validation layouts and tar shards."""
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from reslab import ReslabError
+from reslab.data.crops import rrc_window, sample_crop, sample_rng
+from reslab.data.whole import crop_resize, decode_crop
+
+
+def _ks(a, b) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic."""
+    a, b = np.sort(a), np.sort(b)
+    grid = np.concatenate([a, b])
+    return float(np.max(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b))))
+
+
+def _reference_rrc(rng: np.random.Generator, h, w, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """RandomResizedCrop's rule, written again from torchvision's documentation, with numpy's RNG."""
+    for _ in range(10):
+        area = h * w * rng.uniform(*scale)
+        r = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        cw, ch = int(round(math.sqrt(area * r))), int(round(math.sqrt(area / r)))
+        if 0 < cw <= w and 0 < ch <= h:
+            return ch, cw
+    if w / h < ratio[0]:
+        return int(round(w / ratio[0])), w
+    if w / h > ratio[1]:
+        return h, int(round(h * ratio[1]))
+    return h, w
+
+
+@pytest.mark.parametrize("h,w", [(375, 500), (1500, 2000), (224, 224), (100, 1000)])
+def test_random_resized_crop_follows_torchvisions_rule(h, w):
+    ours = [rrc_window(sample_rng(0, 0, i), h, w) for i in range(20000)]
+    assert all(0 <= t and 0 <= l and t + ch <= h and l + cw <= w and ch > 0 and cw > 0 for t, l, ch, cw in ours)
+    rng = np.random.default_rng(1)
+    ref = [_reference_rrc(rng, h, w) for _ in range(20000)]
+    area = (np.array([ch * cw for _, _, ch, cw in ours]), np.array([ch * cw for ch, cw in ref]))
+    aspect = (np.log([cw / ch for _, _, ch, cw in ours]), np.log([cw / ch for ch, cw in ref]))
+    assert _ks(*area) < 0.02 and _ks(*aspect) < 0.02  # alpha ~ 0.001 for n = m = 20,000
+    if h == 100:  # a 10:1 panorama mostly falls back to the central 4:3 crop
+        assert sum((t, l, ch, cw) == (0, 433, 100, 133) for t, l, ch, cw in ours) > 10000
+    lefts = np.array([l / max(1, w - cw) for t, l, ch, cw in ours if cw < w])
+    assert abs(lefts.mean() - 0.5) < 0.02  # offsets uniform over the positions that fit
+
+
+def test_scale_augmentation_draws_s_uniformly_and_stays_inside():
+    h, w, size = 375, 500, 224
+    crops = [sample_crop("scale", 3, 1, i, h, w, size) for i in range(20000)]
+    s = np.array([size * min(h, w) / c.height for c in crops])  # the shorter side S each crop implies
+    assert np.allclose(s, np.round(s)) and s.min() == 256 and s.max() == 480
+    assert _ks(s, np.random.default_rng(0).integers(256, 481, 20000)) < 0.02
+    assert all(c.top >= 0 and c.left >= 0 and c.top + c.height <= h + 1e-6 and c.left + c.width <= w + 1e-6 for c in crops)
+    assert 0.48 < np.mean([c.flip for c in crops]) < 0.52
+    again = [sample_crop("scale", 3, 1, i, h, w, size) for i in range(100)]
+    assert again == crops[:100]  # a function of (seed, epoch, index)
+    assert sample_crop("scale", 3, 2, 0, h, w, size) != crops[0]
+
+
+def _jpeg(path, w, h, seed=0, quality=92):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    img = Image.fromarray(base).resize((w, h), Image.BICUBIC)  # smooth content, as photos are
+    img.save(path, format="JPEG", quality=quality)
+    return path
+
+
+def test_draft_decoding_gives_the_full_decodes_pixels_closely(tmp_path):
+    f = _jpeg(tmp_path / "big.jpg", 2000, 1500)
+    crop = sample_crop("rrc", 0, 0, 5, 1500, 2000, 224)
+    fast = decode_crop(f, lambda h, w: crop, 224).float()
+    with Image.open(f) as img:
+        full = torch.from_numpy(crop_resize(img.convert("RGB"), (2000, 1500), crop, 224).copy()).permute(2, 0, 1).float()
+    assert fast.shape == (3, 224, 224) and (fast - full).abs().mean() < 2.0  # DCT scaling: same picture
+
+
+def _tree(root, n_per_class=12, size=(48, 40), flat_val=False):
+    for j, c in enumerate(("n01440764", "n02102040")):
+        (root / "train" / c).mkdir(parents=True)
+        for i in range(n_per_class):
+            _jpeg(root / "train" / c / f"{c}_{i}.JPEG", *size, seed=100 * j + i)
+    val = root / "val"
+    val.mkdir()
+    rows = ["ImageId,PredictionString"]
+    for i in range(6):
+        c = ("n01440764", "n02102040")[i % 2]
+        name = f"ILSVRC2012_val_{i + 1:08d}"
+        target = val / f"{name}.JPEG" if flat_val else (val / c / f"{name}.JPEG")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _jpeg(target, *size, seed=100 + i)
+        rows.append(f"{name},{c} 1 2 30 40")
+    if flat_val:
+        (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def _train_cmd(tmp, name, data, *extra, steps=12):
+    return [sys.executable, "-m", "reslab", "train", "--model", "resnet18", "--model-arg", "widths=[8,8,16,16]",
+            "--model-arg", "stem_width=8", "--data", str(data), "--data.input", "whole", "--data.crop", "32",
+            "--data.cache_size", "36", "--batch-size", "8", "--steps", str(steps), "--run.eval_every", "6",
+            "--run.ckpt_every", "2", "--out", str(tmp), "--name", name, "--run.progress", "false",
+            "--data.cache_dir", str(tmp / "cache"), "--data.workers", "2", *extra]
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_streamed_and_cached_runs_are_identical_and_resume_is_exact(tmp_path):
+    data = _tree(tmp_path / "d", flat_val=True)  # also: a flat val folder with Kaggle's ground truth
+    for name, extra in (("stream", ()), ("cached", ("--data.cache_shorter", "64"))):
+        out = subprocess.run(_train_cmd(tmp_path, name, data, *extra), env=ENV, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+    a = load_file(str(tmp_path / "stream/checkpoints/last/model.safetensors"))
+    b = load_file(str(tmp_path / "cached/checkpoints/last/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # images <= the cache's side: the same pixels either way
+    summary = json.loads((tmp_path / "stream" / "summary.json").read_text())
+    assert "val/top1_err" in summary  # evaluated on the flat val folder, labels from the CSV
+    proc = subprocess.Popen(_train_cmd(tmp_path, "cut", data), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    ck = tmp_path / "cut" / "checkpoints"
+    deadline = time.time() + 240
+    while not (ck / "step-00000004").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert int(os.readlink(ck / "last").split("-")[1]) < 12
+    out = subprocess.run([sys.executable, "-m", "reslab", "train", "--resume", str(tmp_path / "cut")], env=ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    c = load_file(str(tmp_path / "cut/checkpoints/last/model.safetensors"))
+    assert all(torch.equal(a[k], c[k]) for k in a), "resumed streamed run differs from the uninterrupted one"
+
+
+def test_devkit_ground_truth(tmp_path):
+    from reslab.data.layouts import flat_val_labels
+    val = tmp_path / "val"
+    val.mkdir()
+    for i in range(4):
+        _jpeg(val / f"ILSVRC2012_val_{i + 1:08d}.JPEG", 16, 16, seed=i)
+    (tmp_path / "ILSVRC2012_validation_ground_truth.txt").write_text("2\n1\n1\n2\n")
+    (tmp_path / "ILSVRC2012_synsets.txt").write_text("1 n02102040\n2 n01440764\n")  # devkit IDs are not sorted
+    files, labels = flat_val_labels(val, ["n01440764", "n02102040"])
+    assert [f.name for f in files][:1] == ["ILSVRC2012_val_00000001.JPEG"] and labels == [0, 1, 1, 0]
+    (tmp_path / "ILSVRC2012_synsets.txt").unlink()
+    scipy_io = pytest.importorskip("scipy.io", reason="scipy is needed to read the devkit's meta.mat")
+    synsets = np.array([(1, "n02102040", 0), (2, "n01440764", 0), (3, "n00000001", 2)],
+                       dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O"), ("num_children", "O")])
+    scipy_io.savemat(str(tmp_path / "meta.mat"), {"synsets": synsets})
+    assert flat_val_labels(val, ["n01440764", "n02102040"])[1] == [0, 1, 1, 0]
+    with pytest.raises(ReslabError, match="has 4 labels but .* holds 5 images"):
+        _jpeg(val / "ILSVRC2012_val_00000005.JPEG", 16, 16)
+        flat_val_labels(val, ["n01440764", "n02102040"])
+
+
+def _shard(path, items):
+    with tarfile.open(path, "w") as tar:
+        for key, label, jpeg in items:
+            for name, data in ((f"{key}.jpg", jpeg), (f"{key}.cls", str(label).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def _jpeg_bytes(w, h, seed):
+    buf = io.BytesIO()
+    _jpeg(buf, w, h, seed)
+    return buf.getvalue()
+
+
+def test_shards_are_read_in_place_per_rank_and_resume_exactly(tmp_path):
+    from reslab.data.shards import ShardSplit, index_shard
+    root = tmp_path / "shards"
+    root.mkdir()
+    k = 0
+    for s in range(4):
+        _shard(root / f"train-{s:06d}.tar", [(f"s{s}_{i:03d}", i % 2, _jpeg_bytes(48, 40, k + i)) for i in range(10)])
+        k += 10
+    _shard(root / "val-000000.tar", [(f"v{i}", i % 2, _jpeg_bytes(48, 40, 500 + i)) for i in range(6)])
+    (root / "classes.txt").write_text("tench\nspringer\n")
+    split = ShardSplit([index_shard(p) for p in sorted(root.glob("train-*.tar"))], "rrc", 32)
+    owned = [set(i for ws in split.assignment(r, 2, 2) for i in ws) for r in range(2)]
+    assert owned == [{0, 2}, {1, 3}]  # every rank reads only its own shards
+    assert split.per_worker(2, 2) == 10 and len(split) == 40
+    out = subprocess.run(_train_cmd(tmp_path, "sh", root, steps=10), env=ENV, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((tmp_path / "sh" / "summary.json").read_text())["steps"] == 10
+    assert not list((tmp_path / "cache").glob("extracted/*"))  # nothing extracted
+    proc = subprocess.Popen(_train_cmd(tmp_path, "shcut", root, steps=10), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    ck = tmp_path / "shcut" / "checkpoints"
+    deadline = time.time() + 240
+    while not (ck / "step-00000004").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    out = subprocess.run([sys.executable, "-m", "reslab", "train", "--resume", str(tmp_path / "shcut")], env=ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    a = load_file(str(tmp_path / "sh/checkpoints/last/model.safetensors"))
+    b = load_file(str(tmp_path / "shcut/checkpoints/last/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed shard run differs from the uninterrupted one"
