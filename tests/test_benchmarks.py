@@ -45,3 +45,17 @@ def test_inference_benchmark_tiny(tmp_path):
     assert res[0]["path"] == "eager fp32" and res[0]["b1_speedup"] == 1.0
     assert {r["path"] for r in res} >= {"eager fp32", "onnxruntime fp32", "onnxruntime int8"}
     assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+@pytest.mark.timeout(600)
+def test_input_pipeline_benchmark_tiny(tmp_path):
+    import json
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/input_pipeline.py"), "--tiny", "--json",
+                          str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [r["images"] for r in rows] == ["224 (shared)", "500x375", "2000x1500"]
+    for r in rows:
+        assert r["reference"] > 0 and r["stream"] > 0 and r["cache"] > 0
+        assert r["stream_x"] == pytest.approx(r["stream"] / r["reference"], rel=0.02)
+        assert r["cache_mib"] > 0 and r["cache_build_s"] >= 0
