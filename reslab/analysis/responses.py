@@ -16,7 +16,7 @@ def response_modules(model: ResNet) -> list[nn.Module]:
     out = []
     for block in model.blocks():
         i = 1
-        while hasattr(block, f"conv{i}"):
+        while getattr(block, f"conv{i}", None) is not None:
             conv = getattr(block, f"conv{i}")
             if conv.kernel_size == (3, 3):
                 bn = getattr(block, f"bn{i}", None)

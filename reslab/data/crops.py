@@ -67,7 +67,8 @@ def scale_window(rng: random.Random, h: int, w: int, size: int, shorter: tuple[i
     k = s / min(h, w)                       # resize factor
     rh, rw = max(size, round(h * k)), max(size, round(w * k))
     top, left = rng.randint(0, rh - size), rng.randint(0, rw - size)
-    return top / k, left / k, size / k, size / k
+    side = size / k  # kept inside the image (rounding the resized size may overhang by under a pixel)
+    return min(top / k, max(0.0, h - side)), min(left / k, max(0.0, w - side)), side, side
 
 
 def sample_crop(kind: str, seed: int, epoch: int, index: int, h: int, w: int, size: int,

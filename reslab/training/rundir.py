@@ -21,6 +21,23 @@ LOCK_NAME = ".lock"
 RUN_OUTPUTS = ("metrics.jsonl", "tensorboard", "summary.json", "curves.png", "config.yaml")
 
 
+_HELD: set[int] = set()  # descriptors of the locks this process holds
+
+
+def _drop_in_child() -> None:
+    """A forked child (a DataLoader worker) must not keep the run's lock alive after its parent dies:
+    it closes its copy of the descriptor (the parent's lock stays, as flock belongs to the open file)."""
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_in_child)
+
+
 class RunLock:
     """Held while a run writes into its folder; a second run on the same folder is refused."""
 
@@ -36,6 +53,7 @@ class RunLock:
             self._fd = None
             raise ReslabError(f"run folder {directory} is in use by {holder}: wait for it to finish, or choose "
                               f"another --name") from None
+        _HELD.add(self._fd)
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%H:%M:%S')}".encode(), 0)
 
@@ -43,11 +61,12 @@ class RunLock:
         self.release()
 
     def release(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and self._fd in _HELD:
+            _HELD.discard(self._fd)
             os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
-            self._fd = None
+        self._fd = None
 
 
 def run_name(model: str, data_name: str, given: str = "") -> str:

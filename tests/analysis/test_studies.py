@@ -55,11 +55,11 @@ def test_the_centre_of_the_landscape_is_the_models_own_loss_and_the_model_is_res
     assert land.loss.std() > 0  # the other points moved
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
     rec = loss_landscape(m, x, y, steps=3, span=0.5, dims=1, bn="recompute", batch_size=40, progress=False)
-    m.train()
-    with torch.no_grad():
-        batch_stats = torch.nn.functional.cross_entropy(m(x), y).item()  # train mode: the batch's own statistics
-    m.eval()
-    assert rec.loss[1].item() == pytest.approx(batch_stats, rel=1e-4)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    import copy
+    with torch.no_grad():  # train mode: normalised with the batch's own statistics
+        batch_stats = torch.nn.functional.cross_entropy(copy.deepcopy(m).train()(x), y).item()
+    assert rec.loss[1].item() == pytest.approx(batch_stats, rel=1e-3)  # running var is the unbiased one
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
 
 
@@ -155,7 +155,7 @@ def test_lesion_command_end_to_end(tiny_run, tmp_path):
     assert kinds.count("none") == 1 and kinds.count("single") == 3 and kinds.count("random_k") == 3
     import json
     summary = json.loads((tiny_run / "r" / "summary.json").read_text())
-    assert float(rows[0]["top1_err_mean"]) == pytest.approx(summary["test/top1_err"], abs=1e-9)  # nothing deleted
+    assert float(rows[0]["top1_err_mean"]) == pytest.approx(summary["test/top1_err"], abs=1e-6)  # nothing deleted
     assert (out / "lesion.png").is_file() and (out / "path_lengths.png").is_file()
 
 

@@ -60,7 +60,7 @@ CASES = [  # argv (W: weights, IMG: an image, DIR: a folder), what the error lin
     ("experiment degradation --data digits --seeds x", "--seeds 'x'"),
     ("analyze gradients resnet21 --data digits", "depth must be 6n+2"),
     ("analyze gradients resnet20 --batch 0", "must be >= 1"),
-    ("analyze responses DIR/none", "no checkpoints under"),
+    ("analyze responses DIR/none", "no weights at"),
     ("models resnet21", "depth must be 6n+2"),
 ]
 

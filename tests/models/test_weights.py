@@ -69,9 +69,15 @@ def test_mismatch_gives_a_one_line_diff(tmp_path):
         create_model("resnet32", weights=tmp_path / "r20.pth")
     msg = str(e.value)
     assert "\n" not in msg and "missing (layer1.3.conv1.weight" in msg
-    torch.save({"fc.weight": torch.zeros(3, 64), "extra.w": torch.zeros(1)}, tmp_path / "odd.pth")
-    with pytest.raises(ReslabError, match=r"unexpected \(extra.w\).*wrong shape \(fc.weight: checkpoint \[3, 64\] vs model \[10, 64\]"):
+    torch.save({"conv1.weight": torch.zeros(16, 3, 5, 5), "extra.w": torch.zeros(1)}, tmp_path / "odd.pth")
+    with pytest.raises(ReslabError, match=r"unexpected \(extra.w\).*wrong shape \(conv1.weight: checkpoint \[16, 3, 5, 5\] vs model \[16, 3, 3, 3\]"):
         create_model("resnet20", weights=tmp_path / "odd.pth")
+
+
+def test_the_number_of_classes_follows_the_weights_unless_given(tmp_path):
+    torch.save(create_model("resnet20", num_classes=3).state_dict(), tmp_path / "r20_3.pth")
+    assert create_model("resnet20", weights=tmp_path / "r20_3.pth").cfg.num_classes == 3
+    assert create_model("resnet20", weights=tmp_path / "r20_3.pth", num_classes=5).cfg.num_classes == 5  # new head
 
 
 def test_reslab_format_round_trip_rebuilds_the_model(tmp_path):
@@ -130,7 +136,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, fmt):
 
 
 @pytest.mark.parametrize("content,message", [(b"", "empty"), (b"hello world, not a checkpoint", "not a readable"),
-                                             (None, "not found")])
+                                             (None, "no weights at")])
 def test_bad_files(tmp_path, content, message):
     path = tmp_path / "w.pth"
     if content is not None:

@@ -19,7 +19,7 @@ def test_second_lock_on_a_folder_is_refused_until_released(tmp_path):
 
 
 def test_lock_of_a_killed_process_is_not_stale(tmp_path):
-    code = f"from reslab.training.rundir import RunLock; RunLock(__import__('pathlib').Path({str(tmp_path)!r})); " \
+    code = f"from reslab.training.rundir import RunLock; lock = RunLock(__import__('pathlib').Path({str(tmp_path)!r})); " \
            "print('locked', flush=True); __import__('time').sleep(60)"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
@@ -57,3 +57,20 @@ def test_two_trainings_started_together_on_one_name_cannot_both_run(tmp_path):
     import json
     recs = [json.loads(line) for line in (tmp_path / "dup" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if r["kind"] == "train"] == list(range(10, 151, 10))  # one writer, once
+
+
+def test_forked_children_do_not_keep_the_lock(tmp_path):
+    lock = RunLock(tmp_path)
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a DataLoader worker would outlive a SIGKILLed parent for a few seconds
+        os.write(ready_w, b"1")  # running (the at-fork hooks have run)
+        time.sleep(3)
+        os._exit(0)
+    assert os.read(ready_r, 1) == b"1"
+    os.close(lock._fd)  # the parent dies without unlocking (SIGKILL): only the child's copy could keep the lock
+    lock._fd = None
+    try:
+        RunLock(tmp_path).release()
+    finally:
+        os.waitpid(pid, 0)
