@@ -2,6 +2,7 @@
 with the figures the papers publish beside them."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,18 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> int
 
 
 def complexity(name: str, **overrides: Any) -> dict[str, Any]:
-    """Params and MACs of preset `name` (or a VARIANTS row), built on the meta device."""
+    """Params and MACs of preset `name` (or a VARIANTS row), built on the meta device (memoised: the
+    counts are a pure function of the architecture)."""
+    return dict(_complexity(name, tuple(sorted((k, _hashable(v)) for k, v in overrides.items()))))
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+@functools.lru_cache(maxsize=None)
+def _complexity(name: str, items: tuple) -> dict[str, Any]:
+    overrides = dict(items)
     base, extra = VARIANTS.get(name, (name, {}))
     cfg = model_config(base, **{**extra, **overrides})
     with torch.device("meta"):
