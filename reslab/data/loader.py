@@ -74,8 +74,8 @@ def eval_batches(split: "Split", batch_size: int, device: torch.device, prepare:
     n = len(split)
     lo, hi = n * rank // world, n * (rank + 1) // world
     if not hasattr(split, "images"):  # a StreamSplit: decode with workers
-        from .streaming import stream_batches
-        for x, y in stream_batches(split, torch.arange(lo, hi), batch_size, 2, device, drop_last=False):
+        from .streaming import SquareFiles, stream_batches
+        for x, y in stream_batches(SquareFiles(split, torch.arange(lo, hi)), batch_size, 2, device, drop_last=False):
             yield prepare(x), y
         return
     for i in range(lo, hi, batch_size):

@@ -29,7 +29,9 @@ class StreamSplit:
         return (3, self.size, self.size)
 
 
-class _Decode(torch.utils.data.Dataset):
+class SquareFiles(torch.utils.data.Dataset):
+    """Image files decoded as centre squares of a fixed size, in a given order."""
+
     def __init__(self, split: StreamSplit, order: torch.Tensor) -> None:
         self.split, self.order = split, order
 
@@ -41,9 +43,10 @@ class _Decode(torch.utils.data.Dataset):
         return load_square(self.split.paths[j], self.split.size, self.split.interpolation), self.split.labels[j]
 
 
-def stream_batches(split: StreamSplit, order: torch.Tensor, batch: int, workers: int, device: torch.device,
+def stream_batches(dataset: torch.utils.data.Dataset, batch: int, workers: int, device: torch.device,
                    drop_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    loader = torch.utils.data.DataLoader(_Decode(split, order), batch_size=batch, shuffle=False, num_workers=workers,
+    """uint8 batches decoded by DataLoader workers, in the data set's order, moved to `device`."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=workers,
                                          drop_last=drop_last, pin_memory=device.type == "cuda",
                                          persistent_workers=False, prefetch_factor=4 if workers else None)
     for x, y in loader:
@@ -51,7 +54,7 @@ def stream_batches(split: StreamSplit, order: torch.Tensor, batch: int, workers:
 
 
 class StreamLoader:
-    """DeviceLoader's interface (len, order, epoch) over a StreamSplit."""
+    """DeviceLoader's interface (len, order, epoch) over a StreamSplit: workers decode, the device augments."""
 
     def __init__(self, split: StreamSplit, batch_size: int, device: torch.device,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor], *, seed: int = 0, workers: int = 2,
@@ -64,9 +67,13 @@ class StreamLoader:
     def __len__(self) -> int:
         return self.steps_per_epoch
 
+    def dataset(self, epoch: int, order: torch.Tensor) -> torch.utils.data.Dataset:
+        """What the workers decode in `epoch`, sample by sample in `order`."""
+        return SquareFiles(self.split, order)
+
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = epoch_order(len(self.split), self.seed, epoch, self.rank, self.world)
         order = order[start * self.local_batch: self.steps_per_epoch * self.local_batch]
-        batches = stream_batches(self.split, order, self.local_batch, self.workers, self.device, True)
+        batches = stream_batches(self.dataset(epoch, order), self.local_batch, self.workers, self.device, True)
         for b, (x, y) in enumerate(batches, start=start):
             yield self.augment(x, batch_generator(self.seed, epoch, b, self.rank)), y

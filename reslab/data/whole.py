@@ -16,7 +16,7 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from ..utils.io import atomic_path
 from ..utils.progress import Progress
 from .crops import Crop, sample_crop
 from .decode import _pil_filter, rgb_array
-from .loader import epoch_order, steps_per_epoch
+from .streaming import StreamLoader
 
 log = logging.getLogger(__name__)
 REDUCING_GAP = 3.0  # Pillow: reduce() by an integer factor first when the scale is at least 3x smaller
@@ -196,30 +196,10 @@ class _EpochSamples(torch.utils.data.Dataset):
         return self.split.sample(self.seed, self.epoch, i), self.split.labels[i]
 
 
-class WholeImageLoader:
-    """DeviceLoader's interface over a WholeSplit: DataLoader workers crop and decode, batches go to the
-    device as uint8 (normalised there). Order and crops depend on (seed, epoch, index) only."""
+class WholeImageLoader(StreamLoader):
+    """StreamLoader over a WholeSplit: DataLoader workers choose each sample's crop and decode just that;
+    batches reach the device as uint8 crops (normalised there). Order and crops depend on (seed, epoch,
+    index) only."""
 
-    def __init__(self, split: WholeSplit, batch_size: int, device: torch.device,
-                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor], *, seed: int = 0, workers: int = 2,
-                 rank: int = 0, world: int = 1) -> None:
-        self.steps_per_epoch = steps_per_epoch(len(split), batch_size, world)
-        self.local_batch = batch_size // world
-        self.split, self.device, self.augment, self.workers = split, device, augment, workers
-        self.seed, self.rank, self.world = seed, rank, world
-
-    def __len__(self) -> int:
-        return self.steps_per_epoch
-
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = epoch_order(len(self.split), self.seed, epoch, self.rank, self.world)
-        order = order[start * self.local_batch: self.steps_per_epoch * self.local_batch]
-        ds = _EpochSamples(self.split, order, self.seed, epoch)
-        loader = torch.utils.data.DataLoader(ds, batch_size=self.local_batch, shuffle=False, num_workers=self.workers,
-                                             drop_last=True, pin_memory=self.device.type == "cuda",
-                                             prefetch_factor=4 if self.workers else None,
-                                             persistent_workers=False)
-        gen = torch.Generator()  # unused: crops and flips were drawn per sample
-        for x, y in loader:
-            yield self.augment(x.to(self.device, non_blocking=True), gen), y.to(self.device, non_blocking=True)
-
+    def dataset(self, epoch: int, order: torch.Tensor) -> torch.utils.data.Dataset:
+        return _EpochSamples(self.split, order, self.seed, epoch)
