@@ -9,6 +9,8 @@ reslab:    the whole uint8 set on the device, one batched crop/flip/normalise ca
     python benchmarks/train_throughput.py                        # CPU: resnet20 @32 b128, resnet50 @224 b32
     python benchmarks/train_throughput.py --device cuda --steps 50
     python benchmarks/train_throughput.py --tiny                 # seconds; what CI runs
+    python benchmarks/train_throughput.py --only resnet20 --compile-modes off,default,max-autotune
+        # also: reslab's model-only step under each torch.compile mode, compile time apart, eager = 1.00x
 """
 from __future__ import annotations
 
@@ -158,6 +160,35 @@ def bench_once(name: str, size: int, batch: int, steps: int, warmup: int, worker
             "switches": f"channels_last={speed.channels_last} amp={speed.amp_dtype} compile={speed.compile_mode}"}
 
 
+def compile_modes(name: str, size: int, batch: int, steps: int, modes: list[str], device_name: str) -> list[dict]:
+    """reslab's model-only training step under each torch.compile mode ("off" = eager), same batch,
+    same switches otherwise; the first compiled step (the compile itself) is timed apart."""
+    speed = resolve_speed(RunConfig(device=device_name))
+    images, labels, _ = load_images(size, batch)
+    bundle = DataBundle("bench", [str(i) for i in range(10)], Split(torch.from_numpy(images), torch.from_numpy(labels)),
+                        None, mean=MEAN, std=STD, small=size <= 64)
+    pipe = make_pipeline(bundle, "cifar" if size <= 64 else "rrc", size, speed.channels_last)
+    x, y = next(DeviceLoader(bundle.train, batch, speed.device, pipe.train_augment).epoch(0))
+    rows = []
+    for mode in modes:
+        torch.manual_seed(0)
+        torch._dynamo.reset()
+        model = create_model(name, num_classes=10).to(speed.device)
+        if speed.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if mode != "off":
+            model = torch.compile(model, mode=mode)
+        step = make_step(model, speed.amp_dtype, speed.device)
+        t0 = time.perf_counter()
+        step(x, y)  # compiles
+        first = time.perf_counter() - t0
+        secs = timed_steps(step, iter(lambda: (x, y), None), 2, steps, speed.device)
+        rows.append({"mode": mode, "compile_s": first, "img_s": steps * batch / secs})
+    for r in rows:
+        r["ratio"] = r["img_s"] / rows[0]["img_s"]
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
@@ -166,6 +197,7 @@ def main() -> None:
     p.add_argument("--tiny", action="store_true", help="tiny sizes: a seconds-long smoke run")
     p.add_argument("--only", choices=("resnet20", "resnet50"), default=None)
     p.add_argument("--rounds", type=int, default=2, help="alternating measurements per case; the best of each is kept")
+    p.add_argument("--compile-modes", default=None, help="comma-separated torch.compile modes to compare (off = eager)")
     args = p.parse_args()
     cases = [("resnet20", 32, 128, args.steps or 20), ("resnet50", 224, 32, args.steps or 3)]
     if args.tiny:
@@ -182,6 +214,14 @@ def main() -> None:
         print(f"{r['model']:<9} {r['input']:>5} {r['batch']:>5} {r['data']:<18} {r['ref']:>8.1f}/s {r['ours']:>8.1f}/s "
               f"{r['ours'] / r['ref']:>8.2f}x {r['model_only']:>9.1f}/s {r['ours'] / r['model_only']:>9.0%}")
     print(f"images/s of training (best of {rounds} alternating rounds); reslab switches: {rows[0]['switches']}")
+    if args.compile_modes:
+        modes = args.compile_modes.split(",")
+        for n, s, b, st in cases:
+            table = compile_modes(n, s, b, st, modes, args.device)
+            print(f"\n{n} @{s}, batch {b}: reslab model-only step by torch.compile mode")
+            print(f"{'mode':<22} {'compile':>8} {'img/s':>9} {'vs eager':>9}")
+            for r in table:
+                print(f"{r['mode']:<22} {r['compile_s']:>7.1f}s {r['img_s']:>9.1f} {r['ratio']:>8.2f}x")
 
 
 if __name__ == "__main__":
