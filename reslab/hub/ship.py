@@ -31,6 +31,8 @@ def ship_checkpoint(weights: str, tag: str = "reslab", data: str | None = None, 
     ckpt = read_checkpoint(src)
     if ckpt.config is None or not ckpt.model_name:
         raise ReslabError(f"{src} is not a reslab checkpoint: only weights reslab trained are shipped")
+    if ckpt.classes != _cifar10():
+        raise ReslabError("only CIFAR-10 nets are shipped so far (their class names are a registry list)")
     arch = ckpt.model_name
     stem = f"{arch}.{tag}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,12 +52,10 @@ def ship_checkpoint(weights: str, tag: str = "reslab", data: str | None = None, 
             "preprocess": {"resize": ckpt.preprocess["image_size"], "crop": ckpt.preprocess["crop"],
                            "interpolation": ckpt.preprocess.get("interpolation", "bilinear"),
                            "mean": ckpt.preprocess["mean"], "std": ckpt.preprocess["std"]},
-            "classes": "cifar10" if ckpt.classes == _cifar10() else "custom", "license": "mit",
+            "classes": "cifar10", "license": "mit",
             "aliases": [tag], "default": default, "recipe": train.get("recipe", ""), "seed": (train.get("run") or {}).get("seed"),
             "steps": int(ckpt.metadata.get("step", 0)), "command": command,
             "date": datetime.date.today().isoformat(), "notes": notes}
-    if card["classes"] == "custom":
-        raise ReslabError("only CIFAR-10 nets are shipped so far (their class names are a registry list)")
     card_file = out_dir / f"{stem}.json"
     atomic_write(card_file, lambda p: p.write_text(json.dumps(card, indent=1) + "\n"))
     return card_file
