@@ -110,9 +110,12 @@ def test_hostile_pickle_is_refused_and_nothing_runs(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "payload": _Exploit(marker)}, path)
-    with pytest.raises(ReslabError, match="refusing to load"):
+    with pytest.raises(ReslabError, match="refusing to load") as e:
         create_model("resnet20", weights=path)
     assert not marker.exists()
+    msg = str(e.value)  # the whole refusal, in reslab's words (not torch's message cut mid-sentence)
+    assert "system" in msg and "can run arbitrary code" in msg and "weights_only=True" in msg and "\n" not in msg
+    assert "Re-running" not in msg and msg.endswith("as safetensors")
     # a raw pickle (not torch's zip format) is refused too
     with open(tmp_path / "raw.pkl", "wb") as f:
         pickle.dump(_Exploit(marker), f)
