@@ -1,0 +1,26 @@
+"""The engine on a CUDA device (bf16, channels_last, compile): skipped cleanly where there is none."""
+import json
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
+
+
+def test_train_and_resume_on_cuda(tmp_path):
+    from reslab.training import build_config, train
+    over = {"model_args.depth": 8, "batch_size": 64, "schedule.steps": 40, "run.out": str(tmp_path),
+            "run.name": "gpu", "run.progress": False, "run.device": "cuda", "run.eval_every": 20}
+    r = train(build_config("default", over))
+    summary = json.loads((r.dir / "summary.json").read_text())
+    assert summary["device"].startswith("cuda") and r.final["test/top1_err"] < 0.9
+    assert summary["amp"] in ("torch.bfloat16", "None") and summary["peak_mem_mib"] > 0
+
+
+def test_whole_model_on_cuda_matches_cpu():
+    from reslab import create_model
+    m = create_model("resnet20").eval()
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m.cuda()(x.cuda()).cpu(), m.cpu()(x), atol=1e-3, rtol=1e-3)
