@@ -130,8 +130,6 @@ class _Metrics:
 
 
 class _NullMetrics:
-    records: list[dict] = []
-
     def write(self, record: dict) -> None:
         pass
 
