@@ -64,8 +64,8 @@ def main() -> None:
                                   "--device", args.device], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(r)
-            print(f"{name:<20} {('on' if ckpt else 'off'):>13} {r['step_mib']:>9.0f} MiB {r['seconds']:>7.1f}s")
-        print(f"{'':<20} {'ratio':>13} {rows[0]['step_mib'] / max(rows[1]['step_mib'], 1e-9):>11.1f}x")
+            print(f"{name:<20} {('on' if ckpt else 'off'):>13} {r['step_mib']:>9.1f} MiB {r['seconds']:>7.1f}s")
+        print(f"{'':<20} {'ratio':>13} {rows[0]['step_mib'] / max(rows[1]['step_mib'], 1e-9):>11.2f}x")
 
 
 if __name__ == "__main__":
