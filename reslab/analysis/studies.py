@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 import sys
 import time
@@ -26,6 +27,7 @@ from ..utils.table import format_table
 from .commands import open_checkpoints
 from .landscape import loss_landscape, roughness
 from .lesion import lesioned, path_length_distribution, random_deletions, residual_blocks
+from .paths import RoutedBlock, effective_lengths, gradient_per_path_length
 
 
 @dataclass
@@ -140,7 +142,7 @@ def _landscape_files(out: Path, lands: dict, rows: list[dict], dims: int) -> Non
 # ----------------------------------------------------------------------------------------------- lesion
 def analyze_lesion(specs: list[str], model: str | None = None, data: str | None = None, *, images: int = 2000,
                    draws: int = 5, seed: int = 0, device: str = "auto", amp: str = "auto",
-                   out: str = "runs/analysis-lesion") -> list[dict]:
+                   path_draws: int = 3, path_images: int = 128, out: str = "runs/analysis-lesion") -> list[dict]:
     speed = resolve_speed(RunConfig(device=device, amp=amp))
     targets = load_targets(specs, model)
     results, rows, t0 = {}, [], time.time()
@@ -164,12 +166,15 @@ def analyze_lesion(specs: list[str], model: str | None = None, data: str | None 
         down = [d for d, (stage, i, _) in enumerate(blocks) if i == 0 and stage != blocks[0][0]]
         results[t.label] = {"base": base, "single": single, "by_k": by_k, "downsampling": down,
                             "stages": [s for s, _, _ in blocks], "n": n}
+        paths = _path_gradients(t.label, net, x[:path_images], y[:path_images], path_draws, seed, speed)
+        results[t.label]["paths"] = paths
         inner = [e for d, e in enumerate(single) if d not in down]
         rows.append({"model": t.label, "blocks": n, "err": round(100 * base, 2),
                      "single_median": round(100 * statistics.median(inner), 2) if inner else "",
                      "single_worst": round(100 * max(single), 2), "downsampling": ", ".join(
                          f"{100 * single[d]:.1f}" for d in down),
-                     "k=n/4": round(100 * statistics.mean(by_k[max(1, n // 4)]), 2)})
+                     "k=n/4": round(100 * statistics.mean(by_k[max(1, n // 4)]), 2),
+                     "grad_90%_lengths": "{}-{}".format(*effective_lengths(paths)) if paths else "-"})
     out_dir = Path(out)
     _lesion_files(out_dir, results, name)
     _summary(out_dir, "Lesion study (Veit et al. 2016)", rows, [
@@ -180,7 +185,29 @@ def analyze_lesion(specs: list[str], model: str | None = None, data: str | None 
         f"it changes the shape).",
         "single_median: median error over single deletions of the non-downsampling blocks; downsampling: the error "
         "after deleting each downsampling block; k=n/4: mean error with a quarter of the blocks deleted.",
-        "![lesion](lesion.png)\n\n![paths](path_lengths.png)"])
+        f"grad_90%_lengths: the shortest range of path lengths that carries 90 % of the input gradient (Veit et al., "
+        f"Fig. 6c): the norm of one length-k path's gradient at the first block's input (mean over {path_draws} random "
+        f"routings of {path_images} images, BN in eval mode, fp32) times the number of such paths, C(n, k); "
+        "`path_gradients.csv`. Plain nets have a single path ('-').",
+        "![lesion](lesion.png)\n\n![paths](path_lengths.png)\n\n![path gradients](path_gradients.png)"])
+    return rows
+
+
+def _path_gradients(label: str, net, x, y, draws: int, seed: int, speed) -> list[dict]:
+    """Gradient per path length for residual nets of the standard units; [] for plain nets or draws=0."""
+    blocks = residual_blocks(net)
+    if draws == 0 or not all(isinstance(b, RoutedBlock.routable) and b.residual for _, _, b in blocks):
+        return []
+    n = len(blocks)
+    bar = Progress(sum(min(draws, math.comb(n, k)) for k in range(n + 1)), desc=f"path gradients {label}",
+                   unit="backward")
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        bar.update(done[0])
+    rows = gradient_per_path_length(net, x.to(speed.device), y.to(speed.device), draws, seed, progress=tick)
+    bar.close()
     return rows
 
 
@@ -227,6 +254,7 @@ def _lesion_files(out: Path, results: dict, data_name: str) -> None:
     fig.tight_layout()
     fig.savefig(out / "lesion.png", dpi=110)
     plt.close(fig)
+    _path_gradient_files(out, results, plt)
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, r in results.items():
         dist = path_length_distribution(r["n"])
@@ -236,6 +264,34 @@ def _lesion_files(out: Path, results: dict, data_name: str) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "path_lengths.png", dpi=110)
+    plt.close(fig)
+
+
+def _path_gradient_files(out: Path, results: dict, plt) -> None:
+    measured = {label: r["paths"] for label, r in results.items() if r.get("paths")}
+    with open(out / "path_gradients.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "k", "paths", "grad_norm_mean", "grad_norm_std", "share_of_total"])
+        for label, rows in measured.items():
+            for r in rows:
+                w.writerow([label, r["k"], r["paths"], f"{r['grad_norm_mean']:.6e}", f"{r['grad_norm_std']:.6e}",
+                            f"{r['share']:.6f}"])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for label, rows in measured.items():
+        ks = [r["k"] for r in rows]
+        a1.errorbar(ks, [r["grad_norm_mean"] for r in rows], yerr=[r["grad_norm_std"] for r in rows], fmt="-o",
+                    ms=3, capsize=2, label=label)
+        a2.plot(ks, [r["share"] for r in rows], "-o", ms=3, label=label)
+    a1.set(yscale="log", xlabel="path length k (residual branches the gradient passed)",
+           ylabel="input-gradient norm of one path", title="gradient magnitude per path length (Veit Fig. 6b)")
+    a2.set(xlabel="path length k", ylabel="share of the total gradient",
+           title="x number of paths C(n, k): where the gradient comes from (Fig. 6c)")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        if measured:
+            a.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "path_gradients.png", dpi=110)
     plt.close(fig)
 
 

@@ -51,12 +51,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       description="Deletes each single block, then k random blocks (k = 1..n, several draws), and "
                                   "measures the test error: a deleted block outputs its shortcut (the identity in a "
                                   "stage, the option-A/B shortcut of a downsampling block; the identity, option-A "
-                                  "padded, for plain blocks). Also plots the binomial distribution of path lengths.")
+                                  "padded, for plain blocks). Also plots the binomial distribution of path lengths "
+                                  "and, for residual nets, the input gradient carried by paths of each length.")
     le.add_argument("checkpoints", nargs="+", help="checkpoint files, run folders (their last checkpoint) or "
                                                    "pretrained names")
     _study_options(le)
     le.add_argument("--images", type=positive, default=2000, help="test images the error is measured on")
     le.add_argument("--draws", type=positive, default=5, help="random draws per number of deleted blocks")
+    le.add_argument("--path-draws", type=positive_or_zero, default=3,
+                    help="random routings per path length for the gradient per path length (Veit Fig. 6b-c; "
+                         "residual nets only; 0: skip)")
+    le.add_argument("--path-images", type=positive, default=128,
+                    help="test images in the batch whose input gradient is measured per path")
     le.add_argument("--out", default="runs/analysis-lesion", help="folder for the CSV, PNGs and summary")
     le.set_defaults(func=run_lesion)
 
@@ -89,7 +95,8 @@ def run_landscape(args: argparse.Namespace) -> int:
 def run_lesion(args: argparse.Namespace) -> int:
     from ..analysis.studies import analyze_lesion
     rows = analyze_lesion(args.checkpoints, args.model, args.data, images=args.images, draws=args.draws,
-                          seed=args.seed, device=args.device, amp=args.amp, out=args.out)
+                          seed=args.seed, device=args.device, amp=args.amp, path_draws=args.path_draws,
+                          path_images=args.path_images, out=args.out)
     _print_rows(rows, args.out)
     return 0
 

@@ -9,6 +9,7 @@ from PIL import Image
 from reslab import ReslabError, create_model, save_weights
 from reslab.analysis.landscape import loss_landscape, random_direction
 from reslab.analysis.lesion import ShortcutOnly, lesioned, path_length_distribution, random_deletions, residual_blocks
+from reslab.analysis.paths import RoutedBlock, effective_lengths, gradient_per_path_length, path_gradient, routed
 from reslab.cli.main import main
 from reslab.inference.cam import class_activation_maps, grad_cam
 from reslab.models.layers import ShortcutA
@@ -102,6 +103,47 @@ def test_random_deletions_and_path_lengths():
     assert len(residual_blocks(create_model("resnet56"))) == 27
 
 
+@pytest.mark.parametrize("name,kw", [("resnet20", {"depth": 8}), ("resnet20", {"depth": 8, "shortcut": "B"}),
+                                     ("preact_resnet110", {"depth": 8}),
+                                     ("resnet50", dict(layers=(1, 1, 1, 1), widths=(8, 8, 16, 16), stem_width=8))])
+def test_the_gradients_of_all_paths_sum_to_the_networks_gradient(name, kw):
+    """Veit's decomposition, checked exactly: with the forward fixed, the input gradient is the sum over
+    the 2^n routings (through F or through the shortcut at each block) of the routed gradients."""
+    m = _trained_like(name, **kw).double()
+    blocks = residual_blocks(m)
+    n = len(blocks)
+    assert 3 <= n <= 4
+    x = torch.randn(6, 3, 32, 32, dtype=torch.float64)
+    y = torch.randint(0, 10, (6,))
+    reference = _trained_like(name, **kw).double()
+    seen = {}
+
+    def grab(mod, args):  # the first block's input, as a leaf the gradient is read at
+        seen["x"] = args[0].detach().requires_grad_(True)
+        return (seen["x"],)
+    handle = residual_blocks(reference)[0][2].register_forward_pre_hook(grab)
+    full = torch.autograd.grad(torch.nn.functional.cross_entropy(reference(x), y), seen["x"])[0]
+    handle.remove()
+    paths = [path_gradient(m, x, y, [d for d in range(n) if mask >> d & 1]) for mask in range(2 ** n)]
+    torch.testing.assert_close(sum(paths), full)
+    with routed(m, [0]):  # the forward values are unchanged by the routing
+        torch.testing.assert_close(m(x), reference(x))
+    assert not any(isinstance(b, RoutedBlock) for _, _, b in residual_blocks(m))  # the model is restored
+    assert paths[0].norm() > 0 and paths[-1].norm() > 0
+
+
+def test_gradient_per_path_length_rows_and_plain_nets_are_refused():
+    m = _trained_like("resnet20", depth=14)  # 6 blocks
+    rows = gradient_per_path_length(m, torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)), draws=3)
+    assert [r["k"] for r in rows] == list(range(7)) and [r["paths"] for r in rows] == [1, 6, 15, 20, 15, 6, 1]
+    assert rows[0]["grad_norm_std"] == 0 and rows[3]["grad_norm_std"] > 0  # one path of length 0; 3 draws of k=3
+    assert sum(r["share"] for r in rows) == pytest.approx(1)
+    lo, hi = effective_lengths(rows, 0.9)
+    assert sum(r["share"] for r in rows[lo:hi + 1]) >= 0.9 - 1e-9 and 0 <= lo <= hi <= 6
+    with pytest.raises(ReslabError, match="plain net has one path"):
+        gradient_per_path_length(_trained_like("plain20", depth=8), torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
+
+
 @pytest.mark.parametrize("name,kw", [("resnet20", {"depth": 8}), ("preact_resnet110", {"depth": 8}),
                                      ("resnet50", dict(widths=(8, 8, 16, 16), stem_width=8))])
 def test_cam_averaged_over_positions_is_the_logit_minus_the_bias(name, kw):
@@ -157,6 +199,9 @@ def test_lesion_command_end_to_end(tiny_run, tmp_path):
     summary = json.loads((tiny_run / "r" / "summary.json").read_text())
     assert float(rows[0]["top1_err_mean"]) == pytest.approx(summary["test/top1_err"], abs=1e-6)  # nothing deleted
     assert (out / "lesion.png").is_file() and (out / "path_lengths.png").is_file()
+    grads = list(csv.DictReader(open(out / "path_gradients.csv")))
+    assert [int(r["k"]) for r in grads] == [0, 1, 2, 3] and (out / "path_gradients.png").is_file()
+    assert "grad_90%_lengths" in (out / "summary.md").read_text()
 
 
 def test_predict_cam_writes_one_png_per_image(tmp_path, capsys):
