@@ -146,6 +146,26 @@ def test_streamed_and_cached_runs_are_identical_and_resume_is_exact(tmp_path):
     assert all(torch.equal(a[k], c[k]) for k in a), "resumed streamed run differs from the uninterrupted one"
 
 
+def test_kaggle_ground_truth(tmp_path):
+    from reslab.data.layouts import flat_val_labels
+    val = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+    val.mkdir(parents=True)
+    for i in range(3):
+        _jpeg(val / f"ILSVRC2012_val_{i + 1:08d}.JPEG", 16, 16, seed=i)
+    (tmp_path / "LOC_val_solution.csv").write_text(  # a few levels up, rows in any order, several boxes per image
+        "ImageId,PredictionString\n"
+        "ILSVRC2012_val_00000002,n01440764 1 2 3 4 n02102040 5 6 7 8 \n"
+        "ILSVRC2012_val_00000003,n02102040 1 2 3 4\n"
+        "ILSVRC2012_val_00000001,n02102040 1 2 3 4\n")
+    files, labels = flat_val_labels(val, ["n01440764", "n02102040"])
+    assert [f.name[-6:-5] for f in files] == ["1", "2", "3"] and labels == [1, 0, 1]
+    with pytest.raises(ReslabError, match="not one of the 1 training classes"):
+        flat_val_labels(val, ["n01440764"])
+    _jpeg(val / "ILSVRC2012_val_00000009.JPEG", 16, 16)
+    with pytest.raises(ReslabError, match="ILSVRC2012_val_00000009.JPEG has no entry"):
+        flat_val_labels(val, ["n01440764", "n02102040"])
+
+
 def test_devkit_ground_truth(tmp_path):
     from reslab.data.layouts import flat_val_labels
     val = tmp_path / "val"
