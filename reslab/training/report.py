@@ -21,12 +21,32 @@ def final_report(run: "Run", result: "RunResult", records: list[dict], last_eval
                "device": str(run.speed.device), "amp": str(run.speed.amp_dtype), "channels_last": run.speed.channels_last,
                "compile": run.speed.compile_mode, "world_size": run.loader.world, "peak_mem_mib": peak_memory_mib(run)}
     write_json(run.dir / "summary.json", summary)
-    plots.training_curves(records, run.dir / "curves.png", f"{run.cfg.model} on {run.data.name}")
+    plots.training_curves(whole_run_records(run.dir / "metrics.jsonl", records), run.dir / "curves.png",
+                          f"{run.cfg.model} on {run.data.name}")
     if last_eval is not None:
         plots.confusion_matrix(last_eval.confusion, run.data.classes, run.dir / f"confusion_{last_eval.split}.png",
                                f"{run.cfg.model}: {last_eval.split} top-1 {100 * last_eval.top1:.2f}%")
     rows = [{"what": k, "value": _fmt(k, v)} for k, v in summary.items()]
     print("\n" + format_table(rows, [("what", "run summary"), ("value", str(run.dir))]), file=sys.stderr)
+
+
+def whole_run_records(path, records: list[dict]) -> list[dict]:
+    """Every record of the run, across resumes: metrics.jsonl holds all of them (a resumed run appends, and
+    steps trained again after the last checkpoint appear twice: the later record wins). Falls back to
+    this process's records when the file cannot be read (e.g. on ranks other than the main one)."""
+    import json
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return records
+    latest: dict[tuple, dict] = {}
+    for line in lines:
+        try:
+            r = json.loads(line)
+            latest[(r["kind"], r["step"])] = r
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a crash: skip it
+    return sorted(latest.values(), key=lambda r: r["step"]) or records
 
 
 def peak_memory_mib(run: "Run") -> float:

@@ -79,6 +79,12 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, sig, extra):
     a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "cut")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+    # the whole run's metrics (what curves.png plots), across the resume, are the uninterrupted run's
+    from reslab.training.report import whole_run_records
+
+    def logged(run):
+        return [{k: v for k, v in r.items() if k != "img_s"} for r in whole_run_records(run / "metrics.jsonl", [])]
+    assert logged(tmp_path / "cut") == logged(tmp_path / "straight")
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
