@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows, COLUMNS, right=("top1", "top5")))
     print("\n* what pretrained=True loads. top-1/top-5 (%) as published by the source, on "
           "ImageNet-1k val or CIFAR test (original pixels), with the preprocessing shown (resize shorter side -> "
-          "centre crop).")
+          "centre crop); source reslab: measured by reslab on the data its model card names (`--json`: eval_data).")
     return 0
