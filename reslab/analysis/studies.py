@@ -81,7 +81,7 @@ def analyze_landscape(specs: list[str], model: str | None = None, data: str | No
                               device=speed.device, amp_dtype=speed.amp_dtype, desc=f"landscape {t.label}")
         lands[t.label] = land
         rows.append({"model": t.label, **{k: round(v, 4) for k, v in roughness(land).items()},
-                     "err_centre": float(land.err.flatten()[land.err.numel() // 2])})
+                     "err_centre_%": round(100 * float(land.err.flatten()[land.err.numel() // 2]), 2)})
     out_dir = Path(out)
     _landscape_files(out_dir, lands, rows, dims)
     _summary(out_dir, "Loss landscapes (Li et al. 2018)", rows, [
@@ -285,7 +285,7 @@ def _path_gradient_files(out: Path, results: dict, plt) -> None:
     a1.set(yscale="log", xlabel="path length k (residual branches the gradient passed)",
            ylabel="input-gradient norm of one path", title="gradient magnitude per path length (Veit Fig. 6b)")
     a2.set(xlabel="path length k", ylabel="share of the total gradient",
-           title="x number of paths C(n, k): where the gradient comes from (Fig. 6c)")
+           title="times C(n, k) paths: share of the gradient (Fig. 6c)")
     for a in (a1, a2):
         a.grid(alpha=0.3)
         if measured:
