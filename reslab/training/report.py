@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def final_report(run: "Run", result: "RunResult", records: list[dict], last_eval: "EvalResult | None") -> None:
     from .setup import write_json
     summary = {"model": run.cfg.model, "data": run.data.name, "steps": result.steps, "wall_s": round(result.wall_s, 2),
+               "wall_s_total": round(result.wall_s_total, 2),
                "train_img_s": round(result.img_s, 1), "best_top1_err": result.best_err, **result.final,
                "device": str(run.speed.device), "amp": str(run.speed.amp_dtype), "channels_last": run.speed.channels_last,
                "compile": run.speed.compile_mode, "world_size": run.loader.world, "peak_mem_mib": peak_memory_mib(run)}
@@ -62,7 +63,7 @@ def peak_memory_mib(run: "Run") -> float:
 def _fmt(key: str, v) -> str:
     if key.endswith("_err") and isinstance(v, float):
         return f"{100 * v:.2f}%"
-    if key == "wall_s":
+    if key in ("wall_s", "wall_s_total"):
         return fmt_time(v)
     if key.endswith("loss") and isinstance(v, float):
         return f"{v:.4g}"

@@ -46,6 +46,7 @@ class RunResult:
     best_err: float
     wall_s: float
     img_s: float
+    wall_s_total: float = 0.0  # across resumes: the time of every segment up to its last checkpoint, plus this one
 
 
 class _StopRequest:
@@ -147,6 +148,12 @@ class _LoopState:
     clock: _Clock = field(default_factory=_Clock)  # training time only: evaluation and saving excluded
     stop: _StopRequest = field(default_factory=_StopRequest)
     stopping: bool = False                 # every rank has agreed to stop at this step
+    wall_before: float = 0.0               # wall time of earlier segments of a resumed run (up to its checkpoint)
+    t0: float = field(default_factory=time.perf_counter)
+
+    def wall(self) -> float:
+        """Wall time of the whole run so far, across resumes."""
+        return self.wall_before + time.perf_counter() - self.t0
     last_eval: EvalResult | None = None
 
 
@@ -192,7 +199,8 @@ def _loop(run: Run, start: int, state: dict) -> RunResult:
     progress.update(start * batch)
     progress.reset_clock(start * batch)
     ls = _LoopState(start, float(state.get("best_err", float("inf"))), _Metrics(run), progress,
-                    torch.zeros(3, device=dev, dtype=torch.float64), torch.zeros((), device=dev, dtype=torch.bool))
+                    torch.zeros(3, device=dev, dtype=torch.float64), torch.zeros((), device=dev, dtype=torch.bool),
+                    wall_before=float(state.get("wall_s", 0.0)))
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
     t0 = time.perf_counter()
     run.model.train()
@@ -204,7 +212,7 @@ def _loop(run: Run, start: int, state: dict) -> RunResult:
             raise Interrupted(f"aborted; the last checkpoint is kept; continue with: reslab train --resume {run.dir}") from None
         if ls.stopping and ls.step < run.total_steps:
             _check_finite(run, ls.bad, ls.step)
-            _save(run, ls.step, ls.best, False)
+            _save(run, ls.step, ls.best, False, ls.wall())
             raise Interrupted(f"interrupted at step {ls.step}: checkpoint saved; continue with: "
                               f"reslab train --resume {run.dir}")
     finally:
@@ -243,7 +251,7 @@ def _epochs(run: Run, ls: _LoopState, criterion) -> None:
                     ls.last_eval = _evaluate(run, step, ls.metrics)
                     is_best = ls.last_eval is not None and ls.last_eval.top1_err < ls.best
                     ls.best = ls.last_eval.top1_err if is_best else ls.best
-                _save(run, step, ls.best, is_best)
+                _save(run, step, ls.best, is_best, ls.wall())
                 ls.clock.resume()
             if step >= total:
                 return
@@ -321,12 +329,12 @@ def _evaluate(run: Run, step: int, metrics, split=None) -> EvalResult | None:
     return res
 
 
-def _save(run: Run, step: int, best: float, is_best: bool) -> None:
+def _save(run: Run, step: int, best: float, is_best: bool, wall_s: float) -> None:
     """model.safetensors holds the weights that were evaluated (the EMA's, when there is one), so
     eval/predict/export/finetune load the model the run reported; the raw weights, needed to
     resume, go into state.pt."""
     raw = {k: v.detach().cpu() for k, v in run.raw_model.state_dict().items()} if run.ema is not None else None
-    state = {"step": step, "optimizer": run.optimizer.state_dict(), "rng": rng_state(), "best_err": best,
+    state = {"step": step, "optimizer": run.optimizer.state_dict(), "rng": rng_state(), "best_err": best, "wall_s": wall_s,
              "raw_model": raw, "scaler": run.scaler.state_dict() if run.scaler is not None else None,
              "data": {"seed": run.cfg.run.seed, "epoch": step // len(run.loader), "batch": step % len(run.loader)}}
     if dist.is_main():
@@ -345,7 +353,7 @@ def _finish(run: Run, ls: _LoopState, start: int, wall: float) -> RunResult:
         last_eval = test if test is not None else last_eval
     train_time = ls.clock.total
     img_s = (ls.step - start) * run.cfg.batch_size / train_time if train_time > 0 else 0.0
-    result = RunResult(run.dir, ls.step, final, ls.best, wall, img_s)
+    result = RunResult(run.dir, ls.step, final, ls.best, wall, img_s, ls.wall_before + wall)
     if dist.is_main():
         final_report(run, result, ls.metrics.records, last_eval)
     return result
