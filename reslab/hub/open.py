@@ -31,8 +31,17 @@ def open_checkpoint(spec: str | os.PathLike, model: str | None = None, progress:
     when it does not say its architecture itself ("tv2", "akamaster")."""
     text = str(spec)
     if Path(text).exists():
-        path = resolve_weights(text)
-        return Opened(read_checkpoint(path), path, None)
+        try:
+            path = resolve_weights(text)
+        except ReslabError as not_weights:  # e.g. `--weights reslab` run inside a reslab checkout: the name
+            try:                            # wins over a folder that holds no weights
+                ws = find_weights(text, model)
+            except ReslabError:
+                ws = None
+            if ws is None:
+                raise not_weights from None
+        else:
+            return Opened(read_checkpoint(path), path, None)
     ws = find_weights(text, model)
     if ws is None and text.startswith("hf-hub:"):
         return _open_unknown_hub(text[len("hf-hub:"):], model)

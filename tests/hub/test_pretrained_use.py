@@ -126,11 +126,9 @@ def test_export_of_a_named_set_folds_and_verifies(imagenet_set, tmp_path):
         _photo(tmp_path / "val" / "a" / f"{i}.jpg", 240, 240, i)
     out = tmp_path / "r18.onnx"
     assert main(["export", "--weights", "resnet18.test_in1k", "--data", str(tmp_path), "--out", str(out),
-                 "--verify-images", "3", "--int8", "--calib-images", "3"]) == 0
+                 "--verify-images", "3"]) == 0
     card = json.loads(out.with_suffix(".onnx.json").read_text())
     assert card["folded_batchnorm"] == 20 and card["verification"]["max_abs_diff"] < 1e-3
-    assert set(card["int8"]["top1"]) >= {"fp32 eager", "int8 onnx"}  # the int8 path runs on a named ImageNet set
-    assert (tmp_path / "r18.int8.onnx").stat().st_size < out.stat().st_size / 2.5
     assert card["preprocess"]["image_size"] == 232 and card["classes"][0] == "tench"
 
 

@@ -41,6 +41,17 @@ def test_every_shipped_set_has_a_complete_card_and_loads_offline(card_file, tmp_
         assert f.get_tensor("conv1.weight").dtype == torch.float16
 
 
+def test_a_folder_named_like_the_set_does_not_hide_it(tmp_path, monkeypatch):
+    """`--weights reslab` inside a reslab checkout: the package folder `reslab/` holds no weights."""
+    (tmp_path / "reslab").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert create_model("resnet20", weights="reslab").fc.out_features == 10
+    from reslab import ReslabError
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReslabError, match="no weights at empty"):  # not a name either: the path's own error
+        create_model("resnet20", weights="empty")
+
+
 def test_predict_with_the_shipped_weights_needs_nothing_else(tmp_path, capsys):
     img = tmp_path / "x.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(img)
