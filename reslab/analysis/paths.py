@@ -28,29 +28,22 @@ from ..models.resnet import ResNet
 from .lesion import random_deletions, residual_blocks
 
 
-def _branch(b: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(F(x), the pre-activated input) of a block, F without the addition and the final ReLU."""
-    if isinstance(b, BasicBlock):
-        return b.bn2(b.conv2(b.relu(b.bn1(b.conv1(x))))), x
-    if isinstance(b, Bottleneck):
-        out = b.relu(b.bn2(b.conv2(b.relu(b.bn1(b.conv1(x))))))
-        return b.bn3(b.conv3(out)), x
-    pre = b.relu(b.bn1(x))
-    out = b.conv2(b.relu(b.bn2(b.conv1(pre))))
-    if isinstance(b, PreActBottleneck):
-        out = b.conv3(b.relu(b.bn3(out)))
-    return out, pre
+ROUTABLE = (BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck)
+PREACT = (PreActBasicBlock, PreActBottleneck)
+
+
+def routable(block: nn.Module) -> bool:
+    """A residual unit of the original or pre-activation kind (the ones whose paths are defined here)."""
+    return isinstance(block, ROUTABLE) and block.residual
 
 
 class RoutedBlock(nn.Module):
     """A block whose forward is unchanged but whose gradient flows through F only (branch=True) or
     through the shortcut only (branch=False)."""
 
-    routable = (BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck)
-
     def __init__(self, block: nn.Module, branch: bool, capture_input: bool = False) -> None:
         super().__init__()
-        if not isinstance(block, self.routable) or not block.residual:
+        if not routable(block):
             raise ReslabError("gradients per path length are defined for residual nets of the original or "
                               f"pre-activation units, not for {type(block).__name__}"
                               f"{'' if getattr(block, 'residual', True) else ' without shortcuts (a plain net has one path)'}")
@@ -62,10 +55,10 @@ class RoutedBlock(nn.Module):
             x = x.detach().requires_grad_(True)
             self.captured = x
         b = self.block
-        f, pre = _branch(b, x)
-        s = b._identity(x, pre)
+        pre = b.relu(b.bn1(x)) if isinstance(b, PREACT) else x
+        f, s = b.residual_branch(pre), b._identity(x, pre)
         out = f + s.detach() if self.branch else f.detach() + s
-        return out if isinstance(b, (PreActBasicBlock, PreActBottleneck)) else torch.relu(out)
+        return out if isinstance(b, PREACT) else torch.relu(out)
 
 
 @contextlib.contextmanager
@@ -96,20 +89,21 @@ def path_gradient(model: ResNet, x: torch.Tensor, y: torch.Tensor, through_branc
 
 
 def gradient_per_path_length(model: ResNet, x: torch.Tensor, y: torch.Tensor, draws: int = 4, seed: int = 0,
-                             progress=None) -> list[dict]:
+                             progress=None) -> list[dict]:  # progress(backward passes done)
     """For k = 0..n: the mean and std of the L2 norm of one length-k path's input gradient over `draws`
     distinct random routings (fewer where C(n, k) is smaller), and that mean times C(n, k), from which
     each length's share of the total (Veit et al., Fig. 6b-c).
     The model is put in eval mode (fixed BN statistics: the backward pass is then linear)."""
     model.eval()
     n = len(residual_blocks(model))
-    rows = []
+    rows, done = [], 0
     for k in range(n + 1):
         norms = []
         for route in random_deletions(n, k, draws, seed):
             norms.append(float(path_gradient(model, x, y, route).norm()))
+            done += 1
             if progress is not None:
-                progress()
+                progress(done)
         mean = sum(norms) / len(norms)
         std = (sum((v - mean) ** 2 for v in norms) / (len(norms) - 1)) ** 0.5 if len(norms) > 1 else 0.0
         rows.append({"k": k, "grad_norm_mean": mean, "grad_norm_std": std, "paths": math.comb(n, k),

@@ -27,7 +27,7 @@ from ..utils.table import format_table
 from .commands import open_checkpoints
 from .landscape import loss_landscape, roughness
 from .lesion import lesioned, path_length_distribution, random_deletions, residual_blocks
-from .paths import RoutedBlock, effective_lengths, gradient_per_path_length
+from .paths import effective_lengths, gradient_per_path_length, routable
 
 
 @dataclass
@@ -196,17 +196,12 @@ def analyze_lesion(specs: list[str], model: str | None = None, data: str | None 
 def _path_gradients(label: str, net, x, y, draws: int, seed: int, speed) -> list[dict]:
     """Gradient per path length for residual nets of the standard units; [] for plain nets or draws=0."""
     blocks = residual_blocks(net)
-    if draws == 0 or not all(isinstance(b, RoutedBlock.routable) and b.residual for _, _, b in blocks):
+    if draws == 0 or not all(routable(b) for _, _, b in blocks):
         return []
     n = len(blocks)
     bar = Progress(sum(min(draws, math.comb(n, k)) for k in range(n + 1)), desc=f"path gradients {label}",
                    unit="backward")
-    done = [0]
-
-    def tick() -> None:
-        done[0] += 1
-        bar.update(done[0])
-    rows = gradient_per_path_length(net, x.to(speed.device), y.to(speed.device), draws, seed, progress=tick)
+    rows = gradient_per_path_length(net, x.to(speed.device), y.to(speed.device), draws, seed, progress=bar.update)
     bar.close()
     return rows
 

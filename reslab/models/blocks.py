@@ -68,9 +68,12 @@ class BasicBlock(_Unit):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn2.weight)
 
+    def residual_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x): everything but the addition and the final ReLU."""
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.residual_branch(x)
         if self.residual:
             out = self.drop_path(out) + self._identity(x, x)
         return self.relu(out)
@@ -99,10 +102,14 @@ class Bottleneck(_Unit):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def residual_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x): everything but the addition and the final ReLU."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        return self.bn3(self.conv3(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.residual_branch(x)
         if self.residual:
             out = self.drop_path(out) + self._identity(x, x)
         return self.relu(out)
@@ -126,10 +133,13 @@ class PreActBasicBlock(_Unit):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv2.weight)
 
+    def residual_branch(self, pre: torch.Tensor) -> torch.Tensor:
+        """F from the pre-activated input relu(bn1(x)): everything after it but the addition."""
+        return self.conv2(self.relu(self.bn2(self.conv1(pre))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
-        out = self.conv1(pre)
-        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.residual_branch(pre)
         if not self.residual:
             return out
         return self.drop_path(out) + self._identity(x, pre)
@@ -158,11 +168,14 @@ class PreActBottleneck(_Unit):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv3.weight)
 
+    def residual_branch(self, pre: torch.Tensor) -> torch.Tensor:
+        """F from the pre-activated input relu(bn1(x)): everything after it but the addition."""
+        out = self.conv2(self.relu(self.bn2(self.conv1(pre))))
+        return self.conv3(self.relu(self.bn3(out)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
-        out = self.conv1(pre)
-        out = self.conv2(self.relu(self.bn2(out)))
-        out = self.conv3(self.relu(self.bn3(out)))
+        out = self.residual_branch(pre)
         if not self.residual:
             return out
         return self.drop_path(out) + self._identity(x, pre)

@@ -1,6 +1,7 @@
 """End of a run: summary.json, the training-curve PNG, the confusion matrix and a summary table."""
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,6 @@ def whole_run_records(path, records: list[dict]) -> list[dict]:
     """Every record of the run, across resumes: metrics.jsonl holds all of them (a resumed run appends, and
     steps trained again after the last checkpoint appear twice: the later record wins). Falls back to
     this process's records when the file cannot be read (e.g. on ranks other than the main one)."""
-    import json
     try:
         lines = path.read_text().splitlines()
     except OSError:

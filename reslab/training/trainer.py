@@ -148,13 +148,13 @@ class _LoopState:
     clock: _Clock = field(default_factory=_Clock)  # training time only: evaluation and saving excluded
     stop: _StopRequest = field(default_factory=_StopRequest)
     stopping: bool = False                 # every rank has agreed to stop at this step
+    last_eval: EvalResult | None = None
     wall_before: float = 0.0               # wall time of earlier segments of a resumed run (up to its checkpoint)
-    t0: float = field(default_factory=time.perf_counter)
+    t0: float = field(default_factory=time.perf_counter)  # this segment's start
 
     def wall(self) -> float:
         """Wall time of the whole run so far, across resumes."""
         return self.wall_before + time.perf_counter() - self.t0
-    last_eval: EvalResult | None = None
 
 
 def train(cfg: TrainConfig, resume: str | None = None) -> RunResult:
@@ -202,7 +202,6 @@ def _loop(run: Run, start: int, state: dict) -> RunResult:
                     torch.zeros(3, device=dev, dtype=torch.float64), torch.zeros((), device=dev, dtype=torch.bool),
                     wall_before=float(state.get("wall_s", 0.0)))
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
-    t0 = time.perf_counter()
     run.model.train()
     try:
         try:
@@ -218,7 +217,7 @@ def _loop(run: Run, start: int, state: dict) -> RunResult:
     finally:
         ls.progress.close()
         ls.metrics.close()
-    return _finish(run, ls, start, time.perf_counter() - t0)
+    return _finish(run, ls, start)
 
 
 def _epochs(run: Run, ls: _LoopState, criterion) -> None:
@@ -343,8 +342,9 @@ def _save(run: Run, step: int, best: float, is_best: bool, wall_s: float) -> Non
     dist.barrier()
 
 
-def _finish(run: Run, ls: _LoopState, start: int, wall: float) -> RunResult:
+def _finish(run: Run, ls: _LoopState, start: int) -> RunResult:
     from .report import final_report
+    total = ls.wall()  # the loop's end: a final test evaluation below is not counted, as before
     last_eval = ls.last_eval
     final = dict(last_eval.summary()) if last_eval else {}
     if run.data.val is not None and run.cfg.data.eval_test and run.data.test is not None:
@@ -353,7 +353,7 @@ def _finish(run: Run, ls: _LoopState, start: int, wall: float) -> RunResult:
         last_eval = test if test is not None else last_eval
     train_time = ls.clock.total
     img_s = (ls.step - start) * run.cfg.batch_size / train_time if train_time > 0 else 0.0
-    result = RunResult(run.dir, ls.step, final, ls.best, wall, img_s, ls.wall_before + wall)
+    result = RunResult(run.dir, ls.step, final, ls.best, total - ls.wall_before, img_s, total)
     if dist.is_main():
         final_report(run, result, ls.metrics.records, last_eval)
     return result
