@@ -1,6 +1,7 @@
 """Batched tensor transforms that run on the training device (uint8 NCHW in, float out)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -40,35 +41,59 @@ def random_crop_flip(images: torch.Tensor, gen: torch.Generator, pad: int = 4, f
 
 
 def random_resized_crop(images: torch.Tensor, gen: torch.Generator, size: int, scale: tuple[float, float] = (0.08, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True) -> torch.Tensor:
-    """Inception-style crop of a random area/aspect, resized to `size`, on float images (batched affine grids)."""
-    n = images.shape[0]
-    area = torch.empty(n).uniform_(*scale, generator=gen)
-    log_r = torch.empty(n).uniform_(float(torch.log(torch.tensor(ratio[0]))), float(torch.log(torch.tensor(ratio[1]))), generator=gen)
-    r = torch.exp(log_r)
-    sw = torch.sqrt(area * r).clamp(max=1.0)  # crop width / image width
-    sh = torch.sqrt(area / r).clamp(max=1.0)
-    return _affine_crop(images, gen, sw, sh, size, flip)
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True, attempts: int = 10) -> torch.Tensor:
+    """Inception-style crop, resized to `size`, on float images (batched affine grids), with torchvision's
+    RandomResizedCrop rule per sample: up to 10 attempts at an area uniform in scale * H * W and a
+    log-uniform aspect ratio, rounded to whole pixels, the first that fits kept; else the whole image
+    clamped to the ratio range, centred; the window at a uniform whole-pixel offset."""
+    n, _, h, w = images.shape
+    ch, cw = rrc_sizes(gen, n, h, w, scale, ratio, attempts)
+    top = torch.floor(torch.rand(n, generator=gen, dtype=torch.float64) * (h - ch + 1))
+    left = torch.floor(torch.rand(n, generator=gen, dtype=torch.float64) * (w - cw + 1))
+    return _affine_crop(images, gen, left, top, cw, ch, size, flip)
+
+
+def rrc_sizes(gen: torch.Generator, n: int, h: int, w: int, scale: tuple[float, float] = (0.08, 1.0),
+              ratio: tuple[float, float] = (3 / 4, 4 / 3), attempts: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """(crop height, crop width) in whole pixels for n samples of an h x w image, by torchvision's rule."""
+    area = h * w * torch.empty(n, attempts, dtype=torch.float64).uniform_(*scale, generator=gen)
+    lo, hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(torch.empty(n, attempts, dtype=torch.float64).uniform_(lo, hi, generator=gen))
+    cw, ch = torch.round(torch.sqrt(area * aspect)), torch.round(torch.sqrt(area / aspect))
+    fits = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)  # the first attempt that fits
+    ch, cw = ch.gather(1, first)[:, 0], cw.gather(1, first)[:, 0]
+    if w / h < min(ratio):                 # the fallback: the whole image, clamped to the ratio range
+        fh, fw = round(w / min(ratio)), w
+    elif w / h > max(ratio):
+        fh, fw = h, round(h * max(ratio))
+    else:
+        fh, fw = h, w
+    none = ~fits.any(dim=1)
+    return torch.where(none, float(fh), ch), torch.where(none, float(fw), cw)
 
 
 def scale_augment(images: torch.Tensor, gen: torch.Generator, size: int, shorter: tuple[int, int] = (256, 480),
                   flip: bool = True) -> torch.Tensor:
     """2015 paper: resize the shorter side to a random S in [256, 480], take a random size x size crop."""
     n, _, h, w = images.shape
-    s = torch.randint(shorter[0], shorter[1] + 1, (n,), generator=gen).float()
+    s = torch.randint(shorter[0], shorter[1] + 1, (n,), generator=gen).double()
     short = min(h, w)
-    sw = (size / (s * w / short)).clamp(max=1.0)
-    sh = (size / (s * h / short)).clamp(max=1.0)
-    return _affine_crop(images, gen, sw, sh, size, flip)
+    cw = (size * short / s).clamp(max=w)  # the window on this image that maps onto size x size
+    ch = (size * short / s).clamp(max=h)
+    left = torch.rand(n, generator=gen, dtype=torch.float64) * (w - cw)
+    top = torch.rand(n, generator=gen, dtype=torch.float64) * (h - ch)
+    return _affine_crop(images, gen, left, top, cw, ch, size, flip)
 
 
-def _affine_crop(images: torch.Tensor, gen: torch.Generator, sw: torch.Tensor, sh: torch.Tensor, size: int,
-                 flip: bool) -> torch.Tensor:
-    n = images.shape[0]
-    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - sw)
-    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - sh)
-    sx = sw * (torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if flip else 1.0)
-    theta = torch.zeros(n, 2, 3)
+def _affine_crop(images: torch.Tensor, gen: torch.Generator, left: torch.Tensor, top: torch.Tensor, cw: torch.Tensor,
+                 ch: torch.Tensor, size: int, flip: bool) -> torch.Tensor:
+    """Resample the windows (left, top, width, height; pixels) of each image to size x size, flipped at random."""
+    n, _, h, w = images.shape
+    sw, sh = cw / w, ch / h                               # half-extents in grid units (the image spans [-1, 1])
+    cx, cy = (2 * left + cw) / w - 1, (2 * top + ch) / h - 1
+    sx = sw * (torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0).double() if flip else 1.0)
+    theta = torch.zeros(n, 2, 3, dtype=torch.float64)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, sh, cy
     theta = theta.to(device=images.device, dtype=images.dtype)
     grid = torch.nn.functional.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)

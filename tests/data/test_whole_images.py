@@ -58,6 +58,30 @@ def test_random_resized_crop_follows_torchvisions_rule(h, w):
     assert abs(lefts.mean() - 0.5) < 0.02  # offsets uniform over the positions that fit
 
 
+@pytest.mark.parametrize("h,w", [(146, 146), (375, 500), (100, 1000)])
+def test_device_random_resized_crop_follows_the_same_rule(h, w):
+    """The square path's batched crop (on the device) draws its windows by the same rule."""
+    from reslab.data.transforms import rrc_sizes
+    ch, cw = rrc_sizes(torch.Generator().manual_seed(0), 20000, h, w)
+    assert bool(((ch >= 1) & (ch <= h) & (cw >= 1) & (cw <= w)).all()) and torch.equal(ch, ch.round())
+    rng = np.random.default_rng(1)
+    ref = [_reference_rrc(rng, h, w) for _ in range(20000)]
+    assert _ks((ch * cw).numpy(), np.array([a * b for a, b in ref])) < 0.02
+    assert _ks(torch.log(cw / ch).numpy(), np.log([b / a for a, b in ref])) < 0.02
+    assert (ch * cw).mean() / (h * w) < 0.5  # the old clamped draw kept near-whole crops twice as often
+
+
+def test_device_crop_resamples_exactly_the_window():
+    from reslab.data.transforms import _affine_crop
+    x = torch.rand(64, 3, 20, 30, dtype=torch.float64)
+    v = lambda k: torch.full((64,), float(k), dtype=torch.float64)  # noqa: E731
+    out = _affine_crop(x, torch.Generator().manual_seed(0), v(4), v(2), v(12), v(12), 12, flip=True)
+    window = x[..., 2:14, 4:16]
+    flipped = torch.tensor([not torch.allclose(o, w, atol=1e-9) for o, w in zip(out, window)])
+    assert torch.allclose(out[~flipped], window[~flipped], atol=1e-9)
+    assert torch.allclose(out[flipped], window[flipped].flip(-1), atol=1e-9) and 16 < int(flipped.sum()) < 48
+
+
 def test_scale_augmentation_draws_s_uniformly_and_stays_inside():
     h, w, size = 375, 500, 224
     crops = [sample_crop("scale", 3, 1, i, h, w, size) for i in range(20000)]
