@@ -101,7 +101,7 @@ def cached(cache, size: int = 224, batch: int = 32) -> float:
     for i in range(len(cache)):
         w, h = cache.original_size(i)
         crop = sample_crop("rrc", 0, 0, i, h, w, size)
-        buf.append(torch.from_numpy(crop_resize(cache.image(i), (w, h), crop, size).copy()).permute(2, 0, 1))
+        buf.append(crop_resize(cache.image(i), (w, h), crop, size))
         if len(buf) == batch:
             _normalise(buf)
             buf = []

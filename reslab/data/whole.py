@@ -2,8 +2,8 @@
 only that window is decoded and resized to the network input.
 
 Decoding is the cost, so it is kept small: a JPEG is decoded at 1/2, 1/4 or 1/8 scale when the window
-still has at least the output's pixels there (Pillow's `draft`, the DCT scaling of libjpeg), and large
-downscales go through Pillow's integer `reduce` first (`reducing_gap`). The keep-aspect cache
+still has at least the output's pixels there (Pillow's `draft`, the DCT scaling of libjpeg); the window
+is then resampled by torch's uint8 antialiased interpolation (Pillow's filters, vectorised). The keep-aspect cache
 (`AspectCache`) decodes every image once to uint8 at a bounded shorter side, aspect kept, in one
 memory-mapped file: later epochs do no JPEG decoding at all (the idea behind FFCV and DALI).
 
@@ -28,26 +28,41 @@ from ..errors import ReslabError
 from ..utils.io import atomic_path
 from ..utils.progress import Progress
 from .crops import Crop, sample_crop
-from .decode import _pil_filter, rgb_array
+from .decode import INTERPOLATIONS, _pil_filter, rgb_array
 from .streaming import StreamLoader
 
 log = logging.getLogger(__name__)
-REDUCING_GAP = 3.0  # Pillow: reduce() by an integer factor first when the scale is at least 3x smaller
+REDUCING_GAP = 3.0  # building the cache: Pillow reduce()s by an integer factor first when shrinking 3x or more
 
 
-def crop_resize(img, orig_size: tuple[int, int], crop: Crop, size: int, interpolation: str = "bilinear") -> np.ndarray:
-    """The crop window (in the original image's coordinates; `img` may be a scaled version of it, as a
-    drafted JPEG or a cache entry is) resized to size x size, flipped if asked: H x W x 3 uint8."""
-    from PIL import Image
-    ow, oh = orig_size
-    sx, sy = img.size[0] / ow, img.size[1] / oh
-    box = (crop.left * sx, crop.top * sy, (crop.left + crop.width) * sx, (crop.top + crop.height) * sy)
-    if img.mode != "RGB":
-        img = Image.fromarray(rgb_array(img))
-    out = img.resize((size, size), _pil_filter(interpolation), box=box, reducing_gap=REDUCING_GAP)
-    if crop.flip:
-        out = out.transpose(Image.FLIP_LEFT_RIGHT)
-    return np.asarray(out)
+def window_pixels(crop: Crop, orig_size: tuple[int, int], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The crop window (original-image coordinates) on an image of `shape` (h, w) that may be a scaled
+    version of the original (a DCT-scaled decode, a cache entry), snapped to its pixel grid:
+    (top, bottom, left, right), at least one pixel each way."""
+    (ow, oh), (h, w) = orig_size, shape
+    sx, sy = w / ow, h / oh
+    left, top = min(w - 1, max(0, round(crop.left * sx))), min(h - 1, max(0, round(crop.top * sy)))
+    right = min(w, max(left + 1, round((crop.left + crop.width) * sx)))
+    bottom = min(h, max(top + 1, round((crop.top + crop.height) * sy)))
+    return top, bottom, left, right
+
+
+def crop_resize(img, orig_size: tuple[int, int], crop: Crop, size: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """The crop window resized to size x size, flipped if asked: a 3 x size x size uint8 tensor. `img`
+    (a Pillow image or an H x W x 3 uint8 array) may be a scaled version of the original image.
+
+    The window is cut on whole pixels of `img` and resampled by torch's uint8 antialiased
+    interpolation (Pillow's filters, vectorised: 2-3x faster than Pillow's resize here)."""
+    arr = img if isinstance(img, np.ndarray) else rgb_array(img)
+    top, bottom, left, right = window_pixels(crop, orig_size, arr.shape[:2])
+    x = torch.from_numpy(np.ascontiguousarray(arr[top:bottom, left:right])).permute(2, 0, 1).unsqueeze(0)
+    if interpolation not in INTERPOLATIONS:
+        raise ReslabError(f"interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+    if x.shape[-2:] != (size, size):
+        aa = {"antialias": True} if interpolation != "nearest" else {}
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode=interpolation, **aa)
+    x = x[0].flip(-1) if crop.flip else x[0]
+    return x.contiguous()
 
 
 def decode_crop(path: str | os.PathLike, crop_of: Callable[[int, int], Crop], size: int,
@@ -60,10 +75,9 @@ def decode_crop(path: str | os.PathLike, crop_of: Callable[[int, int], Crop], si
             crop = crop_of(h, w)
             if img.format == "JPEG":  # decode at the smallest DCT scale that keeps >= size pixels in the window
                 img.draft("RGB", (math.ceil(w * size / crop.width), math.ceil(h * size / crop.height)))
-            arr = crop_resize(img, (w, h), crop, size, interpolation)
+            return crop_resize(img, (w, h), crop, size, interpolation)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ReslabError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
 # ------------------------------------------------------------------------------------------ the cache
@@ -79,10 +93,10 @@ class AspectCache:
     def __len__(self) -> int:
         return len(self.index)
 
-    def image(self, i: int):
-        from PIL import Image
+    def image(self, i: int) -> np.ndarray:
+        """Image i as stored: an h x w x 3 uint8 view of the memory-mapped file."""
         off, h, w, _, _ = (int(v) for v in self.index[i])
-        return Image.fromarray(np.asarray(self.data[off:off + h * w * 3]).reshape(h, w, 3))
+        return np.asarray(self.data[off:off + h * w * 3]).reshape(h, w, 3)
 
     def original_size(self, i: int) -> tuple[int, int]:
         return int(self.index[i, 4]), int(self.index[i, 3])  # (width, height)
@@ -180,8 +194,7 @@ class WholeSplit:
         if self.cache is None:
             return decode_crop(self.paths[i], crop_of, self.size, self.interpolation)
         w, h = self.cache.original_size(i)
-        arr = crop_resize(self.cache.image(i), (w, h), crop_of(h, w), self.size, self.interpolation)
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+        return crop_resize(self.cache.image(i), (w, h), crop_of(h, w), self.size, self.interpolation)
 
 
 class _EpochSamples(torch.utils.data.Dataset):

@@ -95,21 +95,67 @@ def test_scale_augmentation_draws_s_uniformly_and_stays_inside():
     assert sample_crop("scale", 3, 2, 0, h, w, size) != crops[0]
 
 
-def _jpeg(path, w, h, seed=0, quality=92):
+def _jpeg(path, w, h, seed=0, quality=92, grain=8):
     rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    base = rng.integers(0, 256, (h // grain + 1, w // grain + 1, 3), dtype=np.uint8)
     img = Image.fromarray(base).resize((w, h), Image.BICUBIC)  # smooth content, as photos are
     img.save(path, format="JPEG", quality=quality)
     return path
 
 
+@pytest.mark.parametrize("interpolation,flip", [("bilinear", False), ("bicubic", True)])
+def test_crop_resize_matches_pillows_box_resize(tmp_path, interpolation, flip):
+    """The window resampled by torch's uint8 antialiased interpolation is Pillow's resize of that box."""
+    from reslab.data.crops import Crop
+    img = Image.open(_jpeg(tmp_path / "a.jpg", 400, 300)).convert("RGB")
+    filt = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[interpolation]
+    for crop, size in ((Crop(37, 52, 150, 180, flip), 224), (Crop(10, 5, 280, 390, flip), 96)):  # up, down
+        ours = crop_resize(img, (400, 300), crop, size, interpolation)
+        box = (crop.left, crop.top, crop.left + crop.width, crop.top + crop.height)
+        pil = np.asarray(img.resize((size, size), filt, box=box))
+        pil = torch.from_numpy((pil[:, ::-1] if flip else pil).copy()).permute(2, 0, 1)
+        assert ours.shape == (3, size, size) and ours.dtype == torch.uint8
+        diff = (ours.int() - pil.int()).abs()
+        assert diff.float().mean() < 0.25 and diff.max() <= 16, (diff.float().mean(), diff.max())
+    # on a half-size copy of the image (a DCT-scaled decode, a cache entry) the window maps onto the same place
+    full = crop_resize(img, (400, 300), Crop(37, 52, 150, 180, False), 64).float()
+    half = [crop_resize(np.asarray(img.resize((200, 150))), (400, 300), Crop(37, 52 + d, 150, 180, False), 64).float()
+            for d in (0, 4)]
+    assert (half[0] - full).abs().mean() < 0.25 * (half[1] - full).abs().mean()
+
+
 def test_draft_decoding_gives_the_full_decodes_pixels_closely(tmp_path):
-    f = _jpeg(tmp_path / "big.jpg", 2000, 1500)
-    crop = sample_crop("rrc", 0, 0, 5, 1500, 2000, 224)
-    fast = decode_crop(f, lambda h, w: crop, 224).float()
+    """A 1/4-scale DCT decode of a 2000x1500 photo gives the crop of the full decode, up to the window
+    being snapped to the smaller image's pixels: well under one output pixel of shift."""
+    from reslab.data.crops import Crop
+    f = _jpeg(tmp_path / "big.jpg", 2000, 1500, grain=32)
     with Image.open(f) as img:
-        full = torch.from_numpy(crop_resize(img.convert("RGB"), (2000, 1500), crop, 224).copy()).permute(2, 0, 1).float()
-    assert fast.shape == (3, 224, 224) and (fast - full).abs().mean() < 2.0  # DCT scaling: same picture
+        full_img = img.convert("RGB")
+    for i in range(5, 9):
+        c = sample_crop("rrc", 0, 0, i, 1500, 2000, 224)
+        fast = decode_crop(f, lambda h, w: c, 224).float()
+        full = crop_resize(full_img, (2000, 1500), c, 224).float()
+        moved = Crop(c.top, c.left + c.width / 224, c.height, c.width, c.flip)  # one output pixel across
+        one_pixel = (crop_resize(full_img, (2000, 1500), moved, 224).float() - full).abs().mean()
+        assert fast.shape == (3, 224, 224) and (fast - full).abs().mean() < 0.5 * one_pixel
+
+
+def test_windows_snap_to_the_nearest_pixels_of_a_scaled_image():
+    from reslab.data.crops import Crop
+    from reslab.data.whole import window_pixels
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        ow, oh = int(rng.integers(50, 3000)), int(rng.integers(50, 3000))
+        k = float(rng.choice([1, 1 / 2, 1 / 4, 1 / 8, 0.37]))
+        w, h = max(1, math.ceil(ow * k)), max(1, math.ceil(oh * k))
+        cw, ch = rng.uniform(1, ow), rng.uniform(1, oh)
+        c = Crop(rng.uniform(0, oh - ch), rng.uniform(0, ow - cw), ch, cw, False)
+        top, bottom, left, right = window_pixels(c, (ow, oh), (h, w))
+        assert 0 <= top < bottom <= h and 0 <= left < right <= w
+        sx, sy = w / ow, h / oh
+        exact = (c.top * sy, (c.top + c.height) * sy, c.left * sx, (c.left + c.width) * sx)
+        if min(exact[1] - exact[0], exact[3] - exact[2]) >= 1:
+            assert max(abs(a - b) for a, b in zip((top, bottom, left, right), exact)) <= 0.5 + 1e-9
 
 
 def _tree(root, n_per_class=12, size=(48, 40), flat_val=False):
