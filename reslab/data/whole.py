@@ -13,6 +13,7 @@ its own size (images no larger than the cache's shorter side), streamed and cach
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from ..utils.io import atomic_path
 from ..utils.progress import Progress
 from .crops import Crop, sample_crop
 from .decode import INTERPOLATIONS, _pil_filter, rgb_array
+from .jpeg import decode_scaled, fast_decoder, read_bytes, wanted_size
 from .streaming import StreamLoader
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,9 @@ def crop_resize(img, orig_size: tuple[int, int], crop: Crop, size: int, interpol
     interpolation (Pillow's filters, vectorised: 2-3x faster than Pillow's resize here)."""
     arr = img if isinstance(img, np.ndarray) else rgb_array(img)
     top, bottom, left, right = window_pixels(crop, orig_size, arr.shape[:2])
-    x = torch.from_numpy(np.ascontiguousarray(arr[top:bottom, left:right])).permute(2, 0, 1).unsqueeze(0)
+    window = arr[top:bottom, left:right]
+    window = window if window.flags.writeable and window.flags.c_contiguous else np.array(window)
+    x = torch.from_numpy(window).permute(2, 0, 1).unsqueeze(0)
     if interpolation not in INTERPOLATIONS:
         raise ReslabError(f"interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
     if x.shape[-2:] != (size, size):
@@ -65,16 +69,28 @@ def crop_resize(img, orig_size: tuple[int, int], crop: Crop, size: int, interpol
     return x.contiguous()
 
 
-def decode_crop(path: str | os.PathLike, crop_of: Callable[[int, int], Crop], size: int,
-                interpolation: str = "bilinear") -> torch.Tensor:
-    """Open a file, choose its crop from its size (header only), decode just enough of it, crop and resize."""
+def decode_crop(path, crop_of: Callable[[int, int], Crop], size: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """Open a file (a path or a file object), choose its crop from its size (header only), decode just
+    enough of it (data/jpeg.py), crop and resize: a 3 x size x size uint8 tensor."""
     from PIL import Image, UnidentifiedImageError
+    source = path
     try:
-        with Image.open(path) as img:
+        if fast_decoder():
+            data = read_bytes(path)
+
+            def plan(h: int, w: int):
+                crop = crop_of(h, w)
+                return (crop, *wanted_size(w, h, crop.width, crop.height, size))
+            got = decode_scaled(data, plan)
+            if got is not None:
+                arr, orig, crop = got
+                return crop_resize(arr, orig, crop, size, interpolation)
+            source = io.BytesIO(data)
+        with Image.open(source) as img:
             w, h = img.size
             crop = crop_of(h, w)
             if img.format == "JPEG":  # decode at the smallest DCT scale that keeps >= size pixels in the window
-                img.draft("RGB", (math.ceil(w * size / crop.width), math.ceil(h * size / crop.height)))
+                img.draft("RGB", wanted_size(w, h, crop.width, crop.height, size))
             return crop_resize(img, (w, h), crop, size, interpolation)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ReslabError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
