@@ -1,10 +1,13 @@
 """Input pipeline throughput, images/s per CPU core, on realistically sized JPEGs.
 
-Three ways to produce a training batch of random-resized crops (224, flipped, normalised):
-  reference   torchvision-style: PIL decodes the whole JPEG, crops and resizes it, to-tensor and
-              normalise per sample (written out with Pillow and torch: torchvision does not import here)
-  stream      reslab from the JPEG files: the crop chosen from the header, JPEG DCT-scaled decode
-              (draft), Pillow's reduce for big downscales, uint8 out, normalised per batch
+What the CPU does per training image to feed an accelerator (random-resized crop to 224, flip):
+  reference   torchvision-style: Pillow decodes the whole JPEG, crops and resizes it (resize with a
+              box), flips, to-tensor and normalise per sample, float batch (written out with Pillow and
+              torch: torchvision does not import here)
+  stream      reslab from the JPEG files, as its DataLoader workers run: the crop chosen from the header,
+              DCT-scaled decode (Pillow's draft scale), the window resampled by torch's uint8 antialiased
+              interpolation, uint8 batch (reslab normalises on the training device)
+              - with Pillow's decoder (RESLAB_JPEG=pillow), and with simplejpeg (reslab[fast]) if installed
   cache       reslab from its keep-aspect decode-once cache (memory-mapped uint8, shorter side 320)
 Each runs in one process with one thread (so images/s = per core), best of --rounds alternating
 rounds, on images made from the shared Imagenette copy: upscaled to ~500x375 and ~2000x1500 JPEGs
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reslab.data import jpeg  # noqa: E402
 from reslab.data.crops import rrc_window, sample_crop, sample_rng  # noqa: E402
 from reslab.data.whole import build_aspect_cache, crop_resize, decode_crop  # noqa: E402
 
@@ -63,10 +67,11 @@ def make_images(folder: Path, n: int) -> dict[str, list[Path]]:
     return sets
 
 
-def reference(paths: list[Path], size: int = 224) -> float:
-    """torchvision's RandomResizedCrop + flip + ToTensor + Normalize, per sample, whole-image decode."""
+def reference(paths: list[Path], size: int = 224, batch: int = 32) -> float:
+    """torchvision's RandomResizedCrop + flip + ToTensor + Normalize per sample, whole-image decode, collate."""
     from PIL import Image
     t0 = time.perf_counter()
+    buf = []
     for i, p in enumerate(paths):
         rng = sample_rng(0, 0, i)
         with Image.open(p) as img:
@@ -76,23 +81,27 @@ def reference(paths: list[Path], size: int = 224) -> float:
             if rng.random() < 0.5:
                 img = img.transpose(Image.FLIP_LEFT_RIGHT)
             x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-            x = (x - MEAN) / STD
-    return len(paths) / (time.perf_counter() - t0)
-
-
-def _normalise(batch: list[torch.Tensor]) -> torch.Tensor:
-    return (torch.stack(batch).float() / 255 - MEAN) / STD
-
-
-def stream(paths: list[Path], size: int = 224, batch: int = 32) -> float:
-    t0 = time.perf_counter()
-    buf = []
-    for i, p in enumerate(paths):
-        buf.append(decode_crop(p, lambda h, w, i=i: sample_crop("rrc", 0, 0, i, h, w, size), size))
+            buf.append((x - MEAN) / STD)
         if len(buf) == batch:
-            _normalise(buf)
+            torch.stack(buf)
             buf = []
     return len(paths) / (time.perf_counter() - t0)
+
+
+def stream(paths: list[Path], decoder: str, size: int = 224, batch: int = 32) -> float:
+    """reslab's worker: decode_crop per sample (the given JPEG decoder), uint8 batch."""
+    os.environ["RESLAB_JPEG"] = decoder
+    try:
+        t0 = time.perf_counter()
+        buf = []
+        for i, p in enumerate(paths):
+            buf.append(decode_crop(p, lambda h, w, i=i: sample_crop("rrc", 0, 0, i, h, w, size), size))
+            if len(buf) == batch:
+                torch.stack(buf)
+                buf = []
+        return len(paths) / (time.perf_counter() - t0)
+    finally:
+        os.environ.pop("RESLAB_JPEG", None)
 
 
 def cached(cache, size: int = 224, batch: int = 32) -> float:
@@ -100,10 +109,9 @@ def cached(cache, size: int = 224, batch: int = 32) -> float:
     buf = []
     for i in range(len(cache)):
         w, h = cache.original_size(i)
-        crop = sample_crop("rrc", 0, 0, i, h, w, size)
-        buf.append(crop_resize(cache.image(i), (w, h), crop, size))
+        buf.append(crop_resize(cache.image(i), (w, h), sample_crop("rrc", 0, 0, i, h, w, size), size))
         if len(buf) == batch:
-            _normalise(buf)
+            torch.stack(buf)
             buf = []
     return len(cache) / (time.perf_counter() - t0)
 
@@ -126,24 +134,33 @@ def main() -> int:
             t0 = time.perf_counter()
             cache = build_aspect_cache(paths, args.cache_shorter, Path(tmp) / "cache" / label.split()[0])
             build_s = time.perf_counter() - t0
-            best = {"reference": 0.0, "stream": 0.0, "cache": 0.0}
+            pipes = {"reference": lambda: reference(paths), "stream": lambda: stream(paths, "pillow"),
+                     "stream_sj": lambda: stream(paths, "simplejpeg"), "cache": lambda: cached(cache)}
+            if jpeg.simplejpeg is None:
+                del pipes["stream_sj"]
+            best = dict.fromkeys(pipes, 0.0)
             for _ in range(args.rounds):
-                best["reference"] = max(best["reference"], reference(paths))
-                best["stream"] = max(best["stream"], stream(paths))
-                best["cache"] = max(best["cache"], cached(cache))
+                for k, run in pipes.items():
+                    best[k] = max(best[k], run())
             jpeg_mb = sum(q.stat().st_size for q in paths) / 2**20
-            rows.append({"images": label, "n": len(paths), **{k: round(v, 1) for k, v in best.items()},
-                         "stream_x": round(best["stream"] / best["reference"], 2),
-                         "cache_x": round(best["cache"] / best["reference"], 2), "jpeg_mib": round(jpeg_mb, 1),
-                         "cache_mib": round(cache.nbytes / 2**20, 1), "cache_build_s": round(build_s, 1)})
+            row = {"images": label, "n": len(paths), **{k: round(v, 1) for k, v in best.items()},
+                   "jpeg_mib": round(jpeg_mb, 1), "cache_mib": round(cache.nbytes / 2**20, 1),
+                   "cache_build_s": round(build_s, 1)}
+            for k in pipes:
+                if k != "reference":
+                    row[f"{k}_x"] = round(best[k] / best["reference"], 2)
+            rows.append(row)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread per pipeline, "
-          f"best of {args.rounds} alternating rounds")
-    print(f"{'images':<13} {'n':>4} {'reference':>10} {'stream':>8} {'cache':>8} {'stream/ref':>10} {'cache/ref':>9} "
-          f"{'JPEG MiB':>9} {'cache MiB':>9}")
+          f"best of {args.rounds} alternating rounds; images/s per CPU core (x: / reference)")
+    sj = "stream_sj" in rows[0]
+    print(f"{'images':<13} {'n':>4} {'reference':>10} {'stream':>16} " + (f"{'stream+simplejpeg':>18} " if sj else "")
+          + f"{'cache':>16} {'JPEG MiB':>9} {'cache MiB':>9}")
     for r in rows:
-        print(f"{r['images']:<13} {r['n']:>4} {r['reference']:>8.1f}/s {r['stream']:>6.1f}/s {r['cache']:>6.1f}/s "
-              f"{r['stream_x']:>9.2f}x {r['cache_x']:>8.2f}x {r['jpeg_mib']:>9.1f} {r['cache_mib']:>9.1f}")
-    print("images/s per CPU core (one process, one thread); a 16-core GPU host feeds about 14x that with workers")
+        print(f"{r['images']:<13} {r['n']:>4} {r['reference']:>8.1f}/s {r['stream']:>7.1f}/s ({r['stream_x']:.2f}x) "
+              + (f"{r['stream_sj']:>8.1f}/s ({r['stream_sj_x']:.2f}x) " if sj else "")
+              + f"{r['cache']:>7.1f}/s ({r['cache_x']:.2f}x) {r['jpeg_mib']:>9.1f} {r['cache_mib']:>9.1f}")
+    print("stream and cache hand uint8 batches (normalised on the training device); "
+          "a 16-core GPU host runs about 14 such workers")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "cpu_count": os.cpu_count()}, indent=1))
     return 0

@@ -56,6 +56,7 @@ def test_input_pipeline_benchmark_tiny(tmp_path):
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert [r["images"] for r in rows] == ["224 (shared)", "500x375", "2000x1500"]
     for r in rows:
-        assert r["reference"] > 0 and r["stream"] > 0 and r["cache"] > 0
-        assert r["stream_x"] == pytest.approx(r["stream"] / r["reference"], rel=0.02)
+        assert r["reference"] > 0 and r["stream"] > 0 and r["cache"] > 0 and r["stream_sj"] > 0
+        for k in ("stream", "stream_sj", "cache"):
+            assert r[f"{k}_x"] == pytest.approx(r[k] / r["reference"], rel=0.02)
         assert r["cache_mib"] > 0 and r["cache_build_s"] >= 0

@@ -27,7 +27,7 @@ def draft_scale(w: int, h: int, want_w: int, want_h: int) -> int:
     """The DCT scale (1, 2, 4 or 8) Pillow's JpegImageFile.draft picks for a w x h JPEG asked to be
     at least want_w x want_h: the largest power of two not above min(w // want_w, h // want_h)."""
     scale = min(w // max(1, want_w), h // max(1, want_h))
-    return next(s for s in (8, 4, 2, 1) if scale >= s)
+    return next((s for s in (8, 4, 2) if scale >= s), 1)
 
 
 def fast_decoder() -> bool:

@@ -38,7 +38,7 @@ def test_draft_scale_is_pillows_choice():
     rng = np.random.default_rng(0)
     for _ in range(60):
         w, h = int(rng.integers(40, 900)), int(rng.integers(40, 900))
-        want = (int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1)))
+        want = (int(rng.integers(1, 2 * w)), int(rng.integers(1, 2 * h)))  # above the size: upsampled crops
         img = Image.open(io.BytesIO(_photo(w, h, subsampling=0, quality=50)))
         img.draft("RGB", want)
         s = jpeg.draft_scale(w, h, *want)
