@@ -43,7 +43,7 @@ def decode_scaled(data: bytes, want: Callable[[int, int], tuple]) -> tuple[np.nd
         return None
     try:
         h, w, colour, _ = simplejpeg.decode_jpeg_header(data)
-        if colour not in ("Gray", "YCbCr", "RGB"):
+        if colour not in ("Gray", "YCbCr", "RGB") or _bomb(w, h):
             return None
         result, want_w, want_h = want(h, w)
         s = draft_scale(w, h, want_w, want_h)
@@ -51,6 +51,12 @@ def decode_scaled(data: bytes, want: Callable[[int, int], tuple]) -> tuple[np.nd
     except ValueError:  # a libjpeg warning or error: Pillow decides what it is
         return None
     return arr, (w, h), result
+
+
+def _bomb(w: int, h: int) -> bool:
+    """Above Pillow's decompression-bomb limit: Pillow refuses it (in its words), as without simplejpeg."""
+    from PIL import Image
+    return bool(Image.MAX_IMAGE_PIXELS) and w * h > 2 * Image.MAX_IMAGE_PIXELS
 
 
 def read_bytes(source) -> bytes:

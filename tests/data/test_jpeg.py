@@ -106,7 +106,9 @@ def test_damaged_jpegs_are_one_line_errors_with_either_decoder(tmp_path, monkeyp
     data = _photo(400, 300)
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
     (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 4)
-    for name in ("cut.jpg", "junk.jpg"):
+    (tmp_path / "bomb.jpg").write_bytes(_photo(400, 300))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400 * 300 // 3)  # Pillow's decompression-bomb limit
+    for name in ("cut.jpg", "junk.jpg", "bomb.jpg"):
         with pytest.raises(ReslabError, match=f"cannot read image .*{name}"):
             decode_crop(tmp_path / name, lambda h, w: sample_crop("rrc", 0, 0, 0, h, w, 64), 64)
 
