@@ -116,12 +116,39 @@ def cached(cache, size: int = 224, batch: int = 32) -> float:
     return len(cache) / (time.perf_counter() - t0)
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Grouped bars: images/s per core of each pipeline, per source size (log scale)."""
+    from reslab.utils.plotting import pyplot
+    plt = pyplot()
+    names = {"reference": "reference (torchvision-style)", "stream": "reslab stream (Pillow)",
+             "stream_sj": "reslab stream (simplejpeg)", "cache": "reslab cache"}
+    keys = [k for k in names if k in rows[0]]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    width = 0.8 / len(keys)
+    for j, k in enumerate(keys):
+        xs = [i + (j - (len(keys) - 1) / 2) * width for i in range(len(rows))]
+        bars = ax.bar(xs, [r[k] for r in rows], width, label=names[k])
+        for b, r in zip(bars, rows):
+            label = f"{r[k]:,.0f}" if k == "reference" else f"{r[k + '_x']:.1f}x"
+            ax.annotate(label, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(rows)), [r["images"] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("images/s per CPU core")
+    ax.set_title(f"224 px random-resized crops, one thread ({platform.processor() or platform.machine()})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=300)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--cache-shorter", type=int, default=320)
     p.add_argument("--json", default=None)
+    p.add_argument("--png", default=None, help="also draw the table as a bar chart (images/s per core)")
     p.add_argument("--tiny", action="store_true", help="12 images, 1 round: a seconds-long smoke run")
     args = p.parse_args()
     if args.tiny:
@@ -161,6 +188,8 @@ def main() -> int:
               + f"{r['cache']:>7.1f}/s ({r['cache_x']:.2f}x) {r['jpeg_mib']:>9.1f} {r['cache_mib']:>9.1f}")
     print("stream and cache hand uint8 batches (normalised on the training device); "
           "a 16-core GPU host runs about 14 such workers")
+    if args.png:
+        plot(rows, Path(args.png))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "cpu_count": os.cpu_count()}, indent=1))
     return 0

@@ -51,8 +51,10 @@ def test_inference_benchmark_tiny(tmp_path):
 def test_input_pipeline_benchmark_tiny(tmp_path):
     import json
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks/input_pipeline.py"), "--tiny", "--json",
-                          str(tmp_path / "r.json")], capture_output=True, text=True, timeout=600)
+                          str(tmp_path / "r.json"), "--png", str(tmp_path / "r.png")], capture_output=True, text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert [r["images"] for r in rows] == ["224 (shared)", "500x375", "2000x1500"]
     for r in rows:
