@@ -18,12 +18,13 @@ SHARED_VAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "imagenet
 needs_simplejpeg = pytest.mark.skipif(jpeg.simplejpeg is None, reason="simplejpeg is not installed (pip install reslab[fast])")
 
 
-def _photo(w, h, seed=0, mode="RGB", subsampling=2, quality=90) -> bytes:
+def _photo(w, h, seed=0, mode="RGB", subsampling=2, quality=90, progressive=False) -> bytes:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (h // 16 + 2, w // 16 + 2, 3), dtype=np.uint8)
     img = Image.fromarray(base).resize((w, h), Image.BICUBIC).convert(mode)
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality, **({"subsampling": subsampling} if mode == "RGB" else {}))
+    img.save(buf, format="JPEG", quality=quality, progressive=progressive,
+             **({"subsampling": subsampling} if mode == "RGB" else {}))
     return buf.getvalue()
 
 
@@ -46,10 +47,11 @@ def test_draft_scale_is_pillows_choice():
 
 
 @needs_simplejpeg
-@pytest.mark.parametrize("mode,subsampling", [("RGB", 0), ("RGB", 1), ("RGB", 2), ("L", 0)])
-def test_simplejpeg_gives_pillows_pixels_at_every_dct_scale(mode, subsampling):
+@pytest.mark.parametrize("mode,subsampling,progressive", [("RGB", 0, False), ("RGB", 1, False), ("RGB", 2, False),
+                                                          ("L", 0, False), ("RGB", 2, True), ("RGB", 0, True)])
+def test_simplejpeg_gives_pillows_pixels_at_every_dct_scale(mode, subsampling, progressive):
     for w, h in ((500, 375), (333, 500), (1999, 1501)):
-        data = _photo(w, h, seed=w, mode=mode, subsampling=subsampling)
+        data = _photo(w, h, seed=w, mode=mode, subsampling=subsampling, progressive=progressive)
         for s in (1, 2, 4, 8):
             want = (math.ceil(w / s), math.ceil(h / s))
             got = jpeg.decode_scaled(data, lambda hh, ww: (None, *want))
