@@ -20,10 +20,16 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 
-def _pil_filter(interpolation: str):
-    from PIL import Image
+def check_interpolation(interpolation: str) -> str:
+    """The name itself, or a one-line error naming the choices."""
     if interpolation not in INTERPOLATIONS:
         raise ReslabError(f"interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+    return interpolation
+
+
+def _pil_filter(interpolation: str):
+    from PIL import Image
+    check_interpolation(interpolation)
     return {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[interpolation]
 
 

@@ -10,7 +10,6 @@ refuses (CMYK, a libjpeg warning on a damaged file, not a JPEG) goes to Pillow, 
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Callable
@@ -61,8 +60,6 @@ def _bomb(w: int, h: int) -> bool:
 
 def read_bytes(source) -> bytes:
     """The bytes of a path or a file object (the tar-shard reader hands BytesIO)."""
-    if isinstance(source, io.BytesIO):
-        return source.getvalue()
     if hasattr(source, "read"):
         return source.read()
     with open(source, "rb") as f:

@@ -33,13 +33,9 @@ def open_checkpoint(spec: str | os.PathLike, model: str | None = None, progress:
     if Path(text).exists():
         try:
             path = resolve_weights(text)
-        except ReslabError as not_weights:  # e.g. `--weights reslab` run inside a reslab checkout: the name
-            try:                            # wins over a folder that holds no weights
-                ws = find_weights(text, model)
-            except ReslabError:
-                ws = None
-            if ws is None:
-                raise not_weights from None
+        except ReslabError:  # e.g. `--weights reslab` run inside a reslab checkout: the name wins over a
+            if not _names_weights(text, model):  # folder that holds no weights
+                raise
         else:
             return Opened(read_checkpoint(path), path, None)
     ws = find_weights(text, model)
@@ -126,3 +122,11 @@ def _hub_config(repo_id: str, revision: str | None) -> dict:
         return json.loads(Path(huggingface_hub.hf_hub_download(repo_id, "config.json", revision=revision)).read_text())
     except Exception:  # noqa: BLE001 - no config.json: defaults
         return {}
+
+
+def _names_weights(text: str, model: str | None) -> bool:
+    """Whether `text` is a registered weights name (an ambiguous one counts as not)."""
+    try:
+        return find_weights(text, model) is not None
+    except ReslabError:
+        return False
