@@ -86,14 +86,11 @@ def real_inputs(spec: str | None, n: int, split: str, preprocess) -> tuple[torch
     if not spec:
         return None
     from reslab.data.pipeline import Pipeline
-    from reslab.data.sources import load_data
-    b = load_data(spec, cache_size=preprocess.image_size)
-    s = (b.test or b.val or b.train) if split == "eval" else b.train
-    if s is None or not len(s):
-        s = b.test or b.val
-    if n:
-        idx = torch.randperm(len(s), generator=torch.Generator().manual_seed(0))[:n] if split == "calib" else torch.arange(min(n, len(s)))
-        s = s.subset(idx)
+    from reslab.data.sources import prepared_catalog, sample_split
+    cat = prepared_catalog(spec)
+    name = "train" if split == "calib" and "train" in cat.splits else (cat.evaluation_split() or "train")
+    # calibration: n random images; evaluation: all of them (n = 0) or a random n
+    _, s = sample_split(spec, name, preprocess, n, seed=0)
     return Pipeline(preprocess, "none").eval_prepare(s.images), s.labels  # as evaluation prepares them
 
 
@@ -132,9 +129,8 @@ def main() -> int:
             im = load_inference_model(trained, image_size=args.size, crop=args.size)
             model, pre = im.model, im.preprocess
         else:
-            from reslab.data.pipeline import Preprocess
-            from reslab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-            model, pre = create_model(name).eval(), Preprocess(IMAGENET_MEAN, IMAGENET_STD, args.size, args.size)
+            from reslab.data.preprocessing import InputConfig
+            model, pre = create_model(name).eval(), InputConfig(args.size, args.size)
         calib_spec = args.calib_data or args.data or (str(SHARED / "imagenette-224-train.tar")
                                                       if (SHARED / "imagenette-224-train.tar").exists() else None)
         calib = real_inputs(calib_spec, args.calib_images, "calib", pre)

@@ -27,8 +27,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reslab import create_model  # noqa: E402
 from reslab.data.loader import DeviceLoader  # noqa: E402
-from reslab.data.pipeline import make_pipeline  # noqa: E402
-from reslab.data.sources import DataBundle, Split  # noqa: E402
+from reslab.data.pipeline import Pipeline  # noqa: E402
+from reslab.data.preprocessing import InputConfig  # noqa: E402
+from reslab.data.types import DataBundle, Split  # noqa: E402
 from reslab.training.config import RunConfig  # noqa: E402
 from reslab.training.device import resolve_speed  # noqa: E402
 
@@ -70,13 +71,12 @@ class PilDataset(torch.utils.data.Dataset):
 def load_images(size: int, n: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Real images when ../shared is here (CIFAR-10 at 32, Imagenette at 224), random ones otherwise."""
     try:
-        from reslab.data.sources import load_data
-        if size == 32 and (SHARED / "cifar10-jpeg.tar.gz").exists():
-            b = load_data(str(SHARED / "cifar10-jpeg.tar.gz"))
-            return b.train.images[:n].numpy(), b.train.labels[:n].numpy(), "shared CIFAR-10"
-        if size == 224 and (SHARED / "imagenette-224-val.tar").exists():
-            b = load_data(str(SHARED / "imagenette-224-val.tar"))
-            return b.test.images[:n].numpy(), b.test.labels[:n].numpy(), "shared Imagenette"
+        from reslab.data.sources import sample_split
+        for want, name, split, what in ((32, "cifar10-jpeg.tar.gz", "train", "shared CIFAR-10"),
+                                        (224, "imagenette-224-val.tar", "val", "shared Imagenette")):
+            if size == want and (SHARED / name).exists():
+                _, s = sample_split(str(SHARED / name), split, InputConfig(size, size), n)  # the first n, decoded
+                return s.images.numpy(), s.labels.numpy(), what
     except Exception as e:  # noqa: BLE001 - fall back to synthetic data, say so
         print(f"(real data unavailable: {e}; using random images)", file=sys.stderr)
     rng = np.random.default_rng(0)
@@ -138,7 +138,7 @@ def bench_once(name: str, size: int, batch: int, steps: int, warmup: int, worker
     speed = resolve_speed(RunConfig(device=device_name))
     bundle = DataBundle("bench", [str(i) for i in range(10)], Split(torch.from_numpy(images), torch.from_numpy(labels)),
                         None, mean=MEAN, std=STD, small=size <= 64)
-    pipe = make_pipeline(bundle, kind, crop, speed.channels_last)
+    pipe = Pipeline(InputConfig(crop, crop, mean=MEAN, std=STD), kind, channels_last=speed.channels_last)
     model = create_model(name, num_classes=10).to(speed.device)
     if speed.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -167,7 +167,8 @@ def compile_modes(name: str, size: int, batch: int, steps: int, modes: list[str]
     images, labels, _ = load_images(size, batch)
     bundle = DataBundle("bench", [str(i) for i in range(10)], Split(torch.from_numpy(images), torch.from_numpy(labels)),
                         None, mean=MEAN, std=STD, small=size <= 64)
-    pipe = make_pipeline(bundle, "cifar" if size <= 64 else "rrc", size, speed.channels_last)
+    pipe = Pipeline(InputConfig(size, size, mean=MEAN, std=STD), "cifar" if size <= 64 else "rrc",
+                    channels_last=speed.channels_last)
     x, y = next(DeviceLoader(bundle.train, batch, speed.device, pipe.train_augment).epoch(0))
     rows = []
     for mode in modes:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from ..data.sources import load_data
-from ..data.transforms import normalize
+from ..data.preprocessing import normalize
+from ..data.sources import input_geometry, prepared_catalog, sample_split
 from ..errors import ReslabError
-from ..models import create_model, read_checkpoint
+from ..models import build_model, read_checkpoint
 from ..models.factory import model_from_checkpoint
 from ..models.weights import Checkpoint
 from ..models.resnet import ResNet
@@ -45,26 +45,32 @@ def checkpoints_of(path: Path) -> list[Path]:
     raise ReslabError(f"no checkpoints under {path}")
 
 
-def open_checkpoints(spec: str, model: str | None = None) -> list[tuple[str, Checkpoint]]:
-    """(label, checkpoint) for every kept checkpoint of a run folder, or the one file, checkpoint folder
-    or pretrained set named by `spec` ("resnet56.akamaster", "tv2" with `model`)."""
+def open_checkpoints(spec: str, model: str | None = None) -> list[tuple[str, Checkpoint, object]]:
+    """(label, checkpoint, named set or None) for every kept checkpoint of a run folder, or the one file,
+    checkpoint folder or pretrained set named by `spec` ("resnet56.akamaster", "tv2" with `model`). A name
+    wins over a folder that holds no weights (`reslab` inside a reslab checkout), as everywhere."""
+    from ..hub.open import names_weights, open_checkpoint
     path = Path(spec)
-    if not path.exists():
-        from ..hub import open_checkpoint
-        opened = open_checkpoint(spec, model)
-        return [(opened.weight_set.name if opened.weight_set else spec, opened.checkpoint)]
-    out = []
-    for p in checkpoints_of(path):
-        ckpt = read_checkpoint(p)
-        out.append((f"step {ckpt.metadata.get('step', p.parent.name)}", ckpt))
-    return out
+    if path.exists():
+        try:
+            files = checkpoints_of(path)
+        except ReslabError:
+            if not names_weights(spec, model):
+                raise
+        else:
+            return [(f"step {c.metadata.get('step', p.parent.name)}", c, None) for p in files
+                    for c in [read_checkpoint(p)]]
+    opened = open_checkpoint(spec, model)
+    return [(opened.weight_set.name if opened.weight_set else spec, opened.checkpoint, opened.weight_set)]
 
 
 def real_batch(data: str | None, n: int, split: str = "train", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
-    bundle = load_data(data or "digits")
-    s = bundle.train if split == "train" else (bundle.test or bundle.train)
-    idx = torch.randperm(len(s), generator=torch.Generator().manual_seed(seed))[:n]
-    return normalize(s.images[idx], bundle.mean, bundle.std), s.labels[idx], len(bundle.classes)
+    """n images of `split` of `data` (the digits by default: these analyses study fresh networks too), as
+    the square path's evaluation transform gives them, normalised with the data's statistics."""
+    cat = prepared_catalog(data or "digits")
+    cfg = input_geometry(cat, "square", "auto", 0, 0.0, None, "bilinear")[0]
+    _, s = sample_split(data or "digits", split, cfg, n, seed)
+    return normalize(s.images, cfg.mean, cfg.std), s.labels, len(cat.classes)
 
 
 def analyze_gradients(models: list[str], weights: str | None = None, data: str | None = None, batch: int = 128,
@@ -74,9 +80,9 @@ def analyze_gradients(models: list[str], weights: str | None = None, data: str |
     names = list(models) + ([twin_of(m) for m in models if twin_of(m) != m and twin_of(m) not in models] if twins else [])
     for name in names:
         torch.manual_seed(seed)
-        targets.append(Target(f"{name} (init)", create_model(name, num_classes=ncls)))
+        targets.append(Target(f"{name} (init)", build_model(name, num_classes=ncls)))
     if weights:
-        for label, ckpt in open_checkpoints(weights, models[0] if models else None):
+        for label, ckpt, _ in open_checkpoints(weights, models[0] if models else None):
             net = model_from_checkpoint(ckpt, models[0] if models else None, weights)
             targets.append(Target(f"{models[0] if models else 'model'} ({label})", net))
     rows, curves = [], {}
@@ -124,14 +130,15 @@ def format_gradient_rows(rows: list[dict]) -> str:
 
 def analyze_responses(checkpoints: list[str], model: str | None = None, data: str | None = None, images: int = 1000,
                       out: str = "runs/analysis-responses") -> list[dict]:
-    bundle = load_data(data or "digits")
-    split = bundle.test or bundle.train
+    from ..hub.open import checkpoint_input
+    from ..training.eval_run import recorded_data
     rows, curves = [], {}
     for c in checkpoints:
-        _, ckpt = open_checkpoints(c, model)[-1]  # a run folder: its last checkpoint
+        _, ckpt, ws = open_checkpoints(c, model)[-1]  # a run folder: its last checkpoint
         net = model_from_checkpoint(ckpt, model, c)
-        mean, std = ckpt.preprocess.get("mean", bundle.mean), ckpt.preprocess.get("std", bundle.std)
-        batches = (normalize(split.images[i:i + 250], mean, std) for i in range(0, min(images, len(split)), 250))
+        cfg = checkpoint_input(ckpt, net.cfg)
+        _, split = sample_split(data or recorded_data(ckpt, ws, c), "auto", cfg, images)
+        batches = (normalize(split.images[i:i + 250], cfg.mean, cfg.std) for i in range(0, len(split), 250))
         stds = layer_responses(net, batches)
         label = ckpt.model_name or model or Path(c).name
         label = f"{label} ({Path(c).name})" if label in curves else label

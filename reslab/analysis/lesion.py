@@ -24,6 +24,7 @@ from ..errors import ReslabError
 from ..models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
 from ..models.layers import ShortcutA
 from ..models.resnet import ResNet
+from ..utils.seeding import epoch_seed
 
 
 class ShortcutOnly(nn.Module):
@@ -78,7 +79,7 @@ def lesioned(model: ResNet, deleted: Sequence[int]) -> Iterator[ResNet]:
 
 def random_deletions(n_blocks: int, k: int, draws: int, seed: int = 0) -> list[list[int]]:
     """`draws` distinct random sets of k blocks (fewer when there are fewer than `draws` such sets)."""
-    rng = random.Random(seed * 1_000_003 + k)
+    rng = random.Random(epoch_seed(seed, k))
     possible = math.comb(n_blocks, k)
     chosen: set[tuple[int, ...]] = set()
     while len(chosen) < min(draws, possible):

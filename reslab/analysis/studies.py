@@ -12,14 +12,17 @@ from pathlib import Path
 
 import torch
 
-from ..data.sources import load_data
-from ..data.transforms import center_crop, normalize
+from ..data.preprocessing import normalize
+from ..data.sources import sample_split
 from ..errors import ReslabError
+from ..hub.classes import same_classes
+from ..hub.open import checkpoint_input
 from ..models.factory import model_from_checkpoint
 from ..models.resnet import ResNet
 from ..models.weights import Checkpoint
 from ..training.config import RunConfig
 from ..training.device import resolve_speed
+from ..training.eval_run import recorded_data
 from ..utils.io import atomic_write
 from ..utils.plotting import pyplot
 from ..utils.progress import Progress
@@ -35,6 +38,7 @@ class Target:
     label: str
     model: ResNet
     ckpt: Checkpoint
+    weight_set: object = None  # the named set it came from, if any
 
 
 def load_targets(specs: list[str], model: str | None, every_checkpoint: bool = False) -> list[Target]:
@@ -42,29 +46,29 @@ def load_targets(specs: list[str], model: str | None, every_checkpoint: bool = F
     out = []
     for spec in specs:
         found = open_checkpoints(spec, model)
-        for label, ckpt in (found if every_checkpoint else found[-1:]):
+        for label, ckpt, ws in (found if every_checkpoint else found[-1:]):
             name = ckpt.model_name or model or Path(spec).name
             tag = f"{name} ({label})" if every_checkpoint else name
             if any(t.label == tag for t in out):
                 tag = f"{tag} [{Path(spec).name}]"
-            out.append(Target(tag, model_from_checkpoint(ckpt, model, spec), ckpt))
+            out.append(Target(tag, model_from_checkpoint(ckpt, model, spec), ckpt, ws))
     if not out:
         raise ReslabError("no checkpoints given")
     return out
 
 
-def network_inputs(ckpt: Checkpoint, data: str | None, split: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """n images of `split` (fixed by `seed`) prepared as the checkpoint's evaluation prepares them."""
-    pre = ckpt.preprocess
-    bundle = load_data(data or ((ckpt.train_config or {}).get("data") or {}).get("source") or "digits",
-                       cache_size=pre.get("image_size"), interpolation=pre.get("interpolation", "bilinear"))
-    s = {"train": bundle.train, "test": bundle.test or bundle.val}[split]
-    if s is None:
-        raise ReslabError(f"--data {data} has no {split} split")
-    idx = torch.randperm(len(s), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    x = normalize(s.images[idx], pre.get("mean", bundle.mean), pre.get("std", bundle.std))
-    crop = int(pre.get("crop") or x.shape[-1])
-    return (center_crop(x, crop) if crop < x.shape[-1] else x), s.labels[idx], bundle.name
+def network_inputs(t: Target, data: str | None, split: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """n images of `split` (fixed by `seed`) through the checkpoint's evaluation transform, normalised.
+    The data defaults to what the checkpoint was trained on, when it says so; its classes must be the
+    checkpoint's."""
+    ckpt = t.ckpt
+    data = data or recorded_data(ckpt, t.weight_set, t.label)
+    cfg = checkpoint_input(ckpt, t.model.cfg)
+    cat, s = sample_split(data, split, cfg, n, seed)
+    if len(cat.classes) != t.model.cfg.num_classes or (ckpt.classes and not same_classes(ckpt.classes, cat.classes)):
+        raise ReslabError(f"--data {data} has other classes than {t.label} ({len(cat.classes)}: {cat.classes[:4]}... "
+                          f"vs {t.model.cfg.num_classes}{': ' + str(ckpt.classes[:4]) if ckpt.classes else ''}...)")
+    return normalize(s.images, cfg.mean, cfg.std), s.labels, cat.name
 
 
 # ----------------------------------------------------------------------------------------------- landscape
@@ -76,7 +80,7 @@ def analyze_landscape(specs: list[str], model: str | None = None, data: str | No
     targets = load_targets(specs, model, every_checkpoint)
     rows, lands, t0 = [], {}, time.time()
     for t in targets:
-        x, y, name = network_inputs(t.ckpt, data, "train", images, seed)
+        x, y, name = network_inputs(t, data, "train", images, seed)
         land = loss_landscape(t.model, x, y, steps=steps, span=span, dims=dims, seed=seed, bn=bn,
                               device=speed.device, amp_dtype=speed.amp_dtype, desc=f"landscape {t.label}")
         lands[t.label] = land
@@ -147,7 +151,7 @@ def analyze_lesion(specs: list[str], model: str | None = None, data: str | None 
     targets = load_targets(specs, model)
     results, rows, t0 = {}, [], time.time()
     for t in targets:
-        x, y, name = network_inputs(t.ckpt, data, "test", images, seed)
+        x, y, name = network_inputs(t, data, "auto", images, seed)
         net = t.model.to(speed.device).eval()
         blocks = residual_blocks(net)
         n = len(blocks)

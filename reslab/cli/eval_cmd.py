@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None,
                    help="same forms as `reslab train --data` (default: the data the checkpoint was trained on)")
     p.add_argument("--model", default=None, help="architecture, for checkpoints that do not record it")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"),
-                   help="which split to evaluate; val needs a val/ folder or --val-split")
+    p.add_argument("--split", default="auto", choices=("auto", "val", "test", "train"),
+                   help="which split to evaluate: auto = what training monitors (val, else test); val is a val/ folder "
+                        "or the images --val-split holds out of train; test a test/ folder")
     p.add_argument("--val-split", type=positive_or_zero, default=None, metavar="N",
                    help="hold out N training images as the validation split (default: what the run did)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -16,8 +16,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", default=None, metavar="FILE",
                    help="class names, one per line, or 'cifar10' (default: the checkpoint's, else 'class N')")
     p.add_argument("--image-size", type=positive, default=None,
-                   help="resize the shorter side to this (default: the checkpoint's; 32 for CIFAR nets, else 256)")
+                   help="resize the shorter side to this before the centre crop (default: the checkpoint's; 32 for CIFAR nets, "
+                        "else 256)")
     p.add_argument("--crop", type=positive, default=None, help="network input size (default: the checkpoint's; else 224)")
+    p.add_argument("--no-exif", dest="exif", action="store_false",
+                   help="ignore the EXIF orientation tag of photos (as training and `reslab eval` do; torchvision too)")
 
 
 def load_from_args(args: argparse.Namespace):
@@ -30,4 +33,4 @@ def load_from_args(args: argparse.Namespace):
         if not path.is_file():
             raise ReslabError(f"--classes {path}: no such file")
         classes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return load_inference_model(args.weights, args.model, classes, args.image_size, args.crop)
+    return load_inference_model(args.weights, args.model, classes, args.image_size, args.crop, exif=args.exif)

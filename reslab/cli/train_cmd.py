@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 
 from ..training import config as C
 from ..utils.table import format_table
@@ -74,14 +73,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def train_with(args: argparse.Namespace, overrides: dict) -> int:
-    from ..training import Interrupted, train
+    from ..training import Interrupted, resume_config, train
     from ..training.distributed import is_main
     recipe = args.recipe
-    if args.resume:  # the run's own resolved config, plus whatever is given now
-        saved = Path(args.resume) / "config.yaml"
-        if saved.is_file():
-            recipe = str(saved)
-    cfg = C.build_config(recipe, overrides)
+    if args.resume:  # the config recorded in the checkpoint resumed from, plus whatever is given now
+        cfg = resume_config(args.resume, overrides)
+    else:
+        cfg = C.build_config(recipe, overrides)
     if args.print_config:
         print(C.to_yaml(cfg), end="")
         return 0

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         pre = w.preprocess
         rows.append({"name": w.name + (" *" if w.default else ""), "aliases": ", ".join(w.aliases), "source": w.source,
                      "top1": f"{w.top1:.2f}" if w.top1 is not None else "", "top5": f"{w.top5:.2f}" if w.top5 else "",
-                     "eval": f"{pre['resize']}->{pre['crop']} {pre.get('interpolation', 'bilinear')}",
+                     "eval": f"{pre.resize}->{pre.input_size} {pre.interpolation}",
                      "classes": f"{w.num_classes} {w.classes}",
                      "license": w.license + (" (non-commercial)" if w.non_commercial else ""),
                      "cached": "yes" if cached_path(w) else ""})

@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path
 
 from ..errors import ReslabError
-from .cache import default_cache_dir
+from .types import default_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""Decode an image folder once into a uint8 array on disk; rebuilt when the source files change."""
+"""Decode a split of image files once into a memory-mapped uint8 array on disk; rebuilt when the files
+change. Decoding writes straight into the mapped file, so memory stays bounded whatever the split's size
+(50,000 ImageNet validation images at 224 px are 7.5 GB on disk, not in memory)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,83 +16,94 @@ import torch
 from ..errors import ReslabError
 from ..utils.io import atomic_path
 from ..utils.progress import Progress
-from .decode import load_resized, load_square
-from .folder import ImageFolderIndex
+from .preprocessing import InputConfig, eval_image
+from .types import FileSplit, ImageRef, Split, TarMember, default_cache_dir
 
 log = logging.getLogger(__name__)
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("RESLAB_CACHE", Path.home() / ".cache" / "reslab"))
-
-
-def fingerprint(index: ImageFolderIndex, size: int, interpolation: str = "bilinear", crop: int | None = None) -> str:
-    """Changes whenever a file is added, removed, renamed, resized or touched, or the size, the crop or
-    the resize filter changes."""
-    mode = ("" if interpolation == "bilinear" else "|" + interpolation) + ("" if crop is None else f"|crop{crop}")
-    h = hashlib.sha256(f"v1|{size}|{index.classes}{mode}".encode())
-    if crop is not None:  # labels may come from a ground-truth file rather than the folders
-        h.update(str(index.labels).encode())
-    for p in index.paths:
-        st = p.stat()
-        h.update(f"{p.relative_to(index.root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+def fingerprint(refs: list[ImageRef], root: Path | None, *params) -> str:
+    """Changes whenever a file is added, removed, renamed, resized or touched, or a parameter changes."""
+    h = hashlib.sha256(("v2|" + "|".join(map(str, params))).encode())
+    stats: dict[Path, os.stat_result] = {}
+    for r in refs:
+        if isinstance(r, TarMember):
+            st = stats.get(r.tar) or stats.setdefault(r.tar, r.tar.stat())
+            h.update(f"{r.tar}|{st.st_size}|{st.st_mtime_ns}|{r.name}|{r.offset}|{r.size}\n".encode())
+        else:
+            st = r.stat()
+            name = r.relative_to(root) if root is not None and r.is_relative_to(root) else r
+            h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 
-def decode_folder(index: ImageFolderIndex, size: int, skip_bad: bool = False, workers: int | None = None,
-                  desc: str = "decode", interpolation: str = "bilinear",
-                  crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """All images of `index` as (N, 3, S, S) uint8 + labels, and the number skipped: the shorter side
-    resized to `size` and the centre square (S = size), or with `crop` torchvision's evaluation
-    transform (resize, centre crop; S = crop)."""
-    side = crop or size
-    out = torch.empty((len(index), 3, side, side), dtype=torch.uint8)
-    ok = torch.ones(len(index), dtype=torch.bool)
-    progress = Progress(len(index), desc=desc, unit="img")
+def decode_split(split: FileSplit, cfg: InputConfig, out: np.ndarray | None = None, skip_bad: bool = False,
+                 workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of `split` through the evaluation transform of `cfg` into `out` (N x 3 x S x S uint8,
+    allocated when None); returns (images, mask of the images that could be read)."""
+    n, side = len(split), cfg.input_size
+    out = np.empty((n, 3, side, side), dtype=np.uint8) if out is None else out
+    ok = np.ones(n, dtype=bool)
+    progress = Progress(n, desc=f"decode {split.name} ({cfg.resize}->{side})", unit="img")
 
     def one(i: int) -> None:
         try:
-            out[i] = (load_square(index.paths[i], size, interpolation) if crop is None
-                      else load_resized(index.paths[i], size, crop, interpolation))
+            out[i] = eval_image(split.refs[i], cfg).numpy()
         except ReslabError:
             if not skip_bad:
                 raise
             ok[i] = False
+            out[i] = 0
 
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        for done, _ in enumerate(pool.map(one, range(len(index))), start=1):
-            if done % 256 == 0 or done == len(index):
-                progress.update(done)
-    progress.close()
-    skipped = int((~ok).sum())
-    if skipped:
-        log.warning("skipped %d unreadable image(s) under %s", skipped, index.root)
-    labels = torch.tensor(index.labels, dtype=torch.int64)
-    return out[ok], labels[ok], skipped
+    try:
+        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+            for done, _ in enumerate(pool.map(one, range(n)), start=1):
+                if done % 256 == 0 or done == n:
+                    progress.update(done)
+    finally:
+        progress.close()
+    if not ok.all():
+        log.warning("skipped %d unreadable image(s) under %s", int((~ok).sum()), split.root)
+    return out, ok
 
 
-def cached_folder(index: ImageFolderIndex, size: int, cache_dir: Path | None = None, skip_bad: bool = False,
-                  interpolation: str = "bilinear", crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """decode_folder, memoised on disk under `cache_dir` by the folder's fingerprint."""
-    cache_dir = Path(cache_dir or default_cache_dir()) / "images"
-    key = fingerprint(index, size, interpolation, crop)
-    data, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+def cached_split(split: FileSplit, cfg: InputConfig, cache_dir: str | Path | None = None,
+                 skip_bad: bool = False) -> Split:
+    """decode_split, memoised under CACHE/images by the files' fingerprint; the result is memory-mapped."""
+    folder = Path(cache_dir or default_cache_dir()) / "images"
+    key = fingerprint(split.refs, split.root, cfg.resize, cfg.input_size, cfg.interpolation, split.labels)
+    data, meta = folder / f"{key}.npy", folder / f"{key}.json"
     if data.is_file() and meta.is_file():
         try:
-            labels = torch.tensor(json.loads(meta.read_text())["labels"], dtype=torch.int64)
-            images = torch.from_numpy(np.load(data, mmap_mode="r").copy())
-            if len(images) == len(labels):
-                return images, labels
+            return _open(data, json.loads(meta.read_text()), split.name)
         except (OSError, ValueError, KeyError):
             log.warning("image cache %s unreadable; rebuilding", data)
-    images, labels, _ = decode_folder(index, size, skip_bad, desc=f"decode {index.root.name}",
-                                      interpolation=interpolation, crop=crop)
+    n, side = len(split), cfg.input_size
     try:
         with atomic_path(data) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, images.numpy())
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, side, side))
+            _, ok = decode_split(split, cfg, arr, skip_bad)
+            arr.flush()
+            del arr
         with atomic_path(meta) as tmp:
-            tmp.write_text(json.dumps({"root": str(index.root), "size": size, "labels": labels.tolist()}))
-    except (OSError, ReslabError) as e:  # a read-only or full cache folder only costs speed
-        log.warning("could not write image cache under %s (%s); continuing without it", cache_dir, e)
-    return images, labels
+            tmp.write_text(json.dumps({"root": str(split.root), "resize": cfg.resize, "size": side,
+                                       "labels": list(split.labels), "bad": np.flatnonzero(~ok).tolist()}))
+        return _open(data, json.loads(meta.read_text()), split.name)
+    except OSError as e:  # a read-only or full cache folder only costs speed (and memory)
+        log.warning("could not write the image cache under %s (%s); decoding into memory", folder, e)
+    images, ok = decode_split(split, cfg, skip_bad=skip_bad)
+    labels = torch.tensor(split.labels, dtype=torch.int64)
+    keep = torch.from_numpy(ok)
+    return Split(torch.from_numpy(images)[keep], labels[keep], split.name)
+
+
+def _open(data: Path, meta: dict, name: str) -> Split:
+    images = torch.from_numpy(np.load(data, mmap_mode="c"))  # copy-on-write map: pages load on demand
+    labels = torch.tensor(meta["labels"], dtype=torch.int64)
+    if len(images) != len(labels):
+        raise ValueError("cache and labels disagree")
+    if meta.get("bad"):  # unreadable files skipped with data.skip_bad
+        keep = torch.ones(len(labels), dtype=torch.bool)
+        keep[meta["bad"]] = False
+        return Split(images[keep], labels[keep], name)
+    return Split(images, labels, name)

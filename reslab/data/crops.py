@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass
 
 from ..errors import ReslabError
+from ..utils.seeding import sample_seed
 
 CROP_KINDS = ("rrc", "scale", "center")
 
@@ -35,7 +36,7 @@ class Crop:
 
 def sample_rng(seed: int, epoch: int, index: int) -> random.Random:
     """The random stream of one sample in one epoch (Mersenne Twister seeded by a packed integer)."""
-    return random.Random((seed * 1_000_003 + epoch) * 4_294_967_311 + index)
+    return random.Random(sample_seed(seed, epoch, index))
 
 
 def rrc_window(rng: random.Random, h: int, w: int, scale: tuple[float, float] = (0.08, 1.0),

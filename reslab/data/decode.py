@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import ReslabError
+from .types import TarMember, open_ref
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -27,10 +28,17 @@ def check_interpolation(interpolation: str) -> str:
     return interpolation
 
 
-def _pil_filter(interpolation: str):
+def pil_filter(interpolation: str):
     from PIL import Image
     check_interpolation(interpolation)
     return {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[interpolation]
+
+
+def torch_mode(interpolation: str) -> str:
+    """torch's interpolate mode that gives Pillow's filter: nearest is "nearest-exact" (pixel centres,
+    as Pillow's NEAREST; torch's legacy "nearest" floors and differs in most pixels)."""
+    check_interpolation(interpolation)
+    return "nearest-exact" if interpolation == "nearest" else interpolation
 
 
 def rgb_array(img, path: str | os.PathLike = "image") -> np.ndarray:
@@ -53,20 +61,30 @@ def rgb_array(img, path: str | os.PathLike = "image") -> np.ndarray:
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
-def decode_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> torch.Tensor:
+def decode_array(image, exif: bool = False) -> np.ndarray:
+    """An image (a path, a shard member, a file object or a PIL image) as an H x W x 3 uint8 array.
+    exif=True turns it upright by its EXIF orientation tag (as a photo viewer shows it); torchvision and
+    timm ignore the tag, and so does reslab's training and evaluation."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    if isinstance(image, Image.Image):
+        return rgb_array(ImageOps.exif_transpose(image) if exif else image)
+    try:
+        with Image.open(open_ref(image) if isinstance(image, TarMember) else image) as img:
+            return rgb_array(ImageOps.exif_transpose(img) if exif else img, image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ReslabError(f"cannot read image {image}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def decode_image(path, size: tuple[int, int] | None = None, exif: bool = False) -> torch.Tensor:
     """One image file as a 3 x H x W uint8 tensor.
 
     size: (height, width) to resize to (bilinear, antialiased as Pillow does), or None to keep the file's size.
     """
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as img:
-            arr = rgb_array(img, path)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ReslabError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    from PIL import Image
+    arr = decode_array(path, exif)
     if size is not None and arr.shape[:2] != tuple(size):
         arr = np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.BILINEAR))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(arr)).permute(2, 0, 1).contiguous()
 
 
 def decode_images(paths: list[Path], size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -79,36 +97,3 @@ def decode_images(paths: list[Path], size: tuple[int, int] | None = None) -> tor
     for i, p in enumerate(paths[1:], start=1):
         out[i] = decode_image(p, size or tuple(first.shape[1:]))
     return out
-
-
-def load_resized(path: str | os.PathLike, size: int, crop: int, interpolation: str = "bilinear") -> torch.Tensor:
-    """torchvision's evaluation transform, to the pixel: Resize(size) (shorter side to `size`, the other
-    side int(size * long / short), Pillow's antialiased filter), then CenterCrop(crop) (offsets
-    int(round((side - crop) / 2))). uint8, 3 x crop x crop."""
-    from PIL import Image
-    arr = decode_image(path).permute(1, 2, 0).numpy()
-    h, w = arr.shape[:2]
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = size, int(size * long / short)
-    nw, nh = (new_short, new_long) if w <= h else (new_long, new_short)
-    if (nw, nh) != (w, h):
-        arr = np.asarray(Image.fromarray(arr).resize((nw, nh), _pil_filter(interpolation)))
-    if min(nh, nw) < crop:
-        raise ReslabError(f"image {path} is {nw}x{nh} after resizing, smaller than the {crop}x{crop} crop")
-    top, left = int(round((nh - crop) / 2.0)), int(round((nw - crop) / 2.0))
-    return torch.from_numpy(arr[top:top + crop, left:left + crop].copy()).permute(2, 0, 1).contiguous()
-
-
-def load_square(path: str | os.PathLike, size: int, interpolation: str = "bilinear") -> torch.Tensor:
-    """Shorter side resized to `size` then centre-cropped to size x size (uint8, 3 x size x size)."""
-    from PIL import Image
-    img = decode_image(path)
-    h, w = img.shape[1:]
-    if (h, w) == (size, size):
-        return img
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    pil = Image.fromarray(img.permute(1, 2, 0).numpy()).resize((nw, nh), _pil_filter(interpolation))
-    arr = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return arr[:, top:top + size, left:left + size].contiguous()

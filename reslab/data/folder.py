@@ -23,7 +23,10 @@ class ImageFolderIndex:
         return len(self.paths)
 
 
-def scan_image_folder(root: str | os.PathLike) -> ImageFolderIndex:
+def scan_image_folder(root: str | os.PathLike, allow_empty: bool = False) -> ImageFolderIndex:
+    """Every image under root/<class>/ (recursively, sorted); classes sort into label order. A class
+    folder without images is an error naming it (as torchvision's ImageFolder refuses one), unless
+    `allow_empty` (an evaluation set may hold some classes only; the folder still counts as a class)."""
     root = Path(root)
     if not root.is_dir():
         raise ReslabError(f"image folder not found: {root} (expected {root}/<class>/<image files>)")
@@ -32,10 +35,20 @@ def scan_image_folder(root: str | os.PathLike) -> ImageFolderIndex:
         raise ReslabError(f"{root} has no class sub-folders (expected {root}/<class>/<image files>)")
     paths, labels = [], []
     for label, name in enumerate(classes):
-        for f in sorted((root / name).rglob("*")):
-            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
-                paths.append(f)
-                labels.append(label)
-    if not paths:
-        raise ReslabError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+        found = [f for f in sorted((root / name).rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+        if not found and not allow_empty:
+            raise ReslabError(f"class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}): "
+                              f"add its images or remove the folder")
+        paths += found
+        labels += [label] * len(found)
     return ImageFolderIndex(root, paths, labels, classes)
+
+
+def compare_classes(folder: Path, classes: list[str], reference: Path, expected: list[str]) -> None:
+    """One-line error naming the class folders that differ between two splits."""
+    if classes == expected:
+        return
+    missing, extra = sorted(set(expected) - set(classes)), sorted(set(classes) - set(expected))
+    what = "; ".join(x for x in (f"lacks {', '.join(missing[:5])}" if missing else "",
+                                 f"has extra {', '.join(extra[:5])}" if extra else "") if x)
+    raise ReslabError(f"{folder} and {reference} have different class folders: {folder.name}/ {what or 'orders them differently'}")

@@ -30,7 +30,8 @@ def is_flat_image_folder(folder: Path) -> bool:
     return not any(e.is_dir() for e in entries) and any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries)
 
 
-def _find(name: str, near: Path, levels: int = 5) -> Path | None:
+def find_beside(name: str, near: Path, levels: int = 5) -> Path | None:
+    """`name` in `near`, its data/ folder, or up to `levels` folders above (where Kaggle and the devkit put it)."""
     for parent in [near, *near.parents][:levels]:
         for candidate in (parent / name, parent / "data" / name):
             if candidate.is_file():
@@ -58,7 +59,7 @@ def flat_val_labels(val_dir: Path, classes: list[str]) -> tuple[list[Path], list
 
 
 def _kaggle(val_dir: Path) -> dict[str, str] | None:
-    path = _find(SOLUTION, val_dir)
+    path = find_beside(SOLUTION, val_dir)
     if path is None:
         return None
     out = {}
@@ -72,7 +73,7 @@ def _kaggle(val_dir: Path) -> dict[str, str] | None:
 
 
 def _devkit(val_dir: Path, files: list[Path]) -> dict[str, str] | None:
-    truth = _find(GROUND_TRUTH, val_dir)
+    truth = find_beside(GROUND_TRUTH, val_dir)
     if truth is None:
         return None
     ids = [int(line) for line in truth.read_text().split()]
@@ -84,11 +85,11 @@ def _devkit(val_dir: Path, files: list[Path]) -> dict[str, str] | None:
 
 def _devkit_synsets(folder: Path) -> dict[int, str]:
     """ILSVRC2012_ID -> WordNet id, from the devkit's meta.mat (or a synsets.txt "ID WNID" text file)."""
-    text = _find("ILSVRC2012_synsets.txt", folder)
+    text = find_beside("ILSVRC2012_synsets.txt", folder)
     if text is not None:
         pairs = (line.split()[:2] for line in text.read_text().splitlines() if line.strip())
         return {int(i): w for i, w in pairs}
-    meta = _find("meta.mat", folder)
+    meta = find_beside("meta.mat", folder)
     if meta is None:
         raise ReslabError(f"{GROUND_TRUTH} needs the devkit's meta.mat (ILSVRC2012_ID -> WordNet id) beside it")
     try:

@@ -8,23 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from ..errors import ReslabError
-from ..utils.seeding import batch_seed
-
-if TYPE_CHECKING:
-    from .sources import Split
+from ..utils.seeding import batch_seed, epoch_seed
+from .shards import shard_epoch_order
+from .types import Split
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # uint8 batch -> float batch
 
 
 def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1, shuffle: bool = True) -> torch.Tensor:
     """This rank's sample indices for `epoch`: one permutation shared by all ranks, strided, equal lengths."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)) if shuffle else torch.arange(n)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch))) if shuffle else torch.arange(n)
     return perm[rank::world][: n // world]
+
+
+def split_order(split, seed: int, epoch: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """epoch_order, or for tar shards webdataset's two-level shuffle (data/shards.py)."""
+    if getattr(split, "shards", False):
+        return shard_epoch_order(split, seed, epoch, rank, world)
+    return epoch_order(len(split), seed, epoch, rank, world)
 
 
 def batch_generator(seed: int, epoch: int, batch: int, rank: int = 0) -> torch.Generator:
@@ -45,7 +49,7 @@ def steps_per_epoch(n: int, batch_size: int, world: int = 1, drop_last: bool = T
 
 
 class DeviceLoader:
-    def __init__(self, split: "Split", batch_size: int, device: torch.device, augment: Augment, *, seed: int = 0,
+    def __init__(self, split: Split, batch_size: int, device: torch.device, augment: Augment, *, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = True, rank: int = 0, world: int = 1) -> None:
         self.steps_per_epoch = steps_per_epoch(len(split), batch_size, world, drop_last)
         self.images = split.images.to(device, non_blocking=True)
@@ -66,18 +70,3 @@ class DeviceLoader:
         for b in range(start, self.steps_per_epoch):
             sel = idx[b * self.local_batch:(b + 1) * self.local_batch]
             yield self.augment(self.images[sel], batch_generator(self.seed, epoch, b, self.rank)), self.labels[sel]
-
-
-def eval_batches(split: "Split", batch_size: int, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
-                 rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Every image once, in order; each rank a contiguous shard (metrics are summed across ranks)."""
-    n = len(split)
-    lo, hi = n * rank // world, n * (rank + 1) // world
-    if not hasattr(split, "images"):  # a StreamSplit: decode with workers
-        from .streaming import SquareFiles, stream_batches
-        for x, y in stream_batches(SquareFiles(split, torch.arange(lo, hi)), batch_size, 2, device, drop_last=False):
-            yield prepare(x), y
-        return
-    for i in range(lo, hi, batch_size):
-        j = min(i + batch_size, hi)
-        yield prepare(split.images[i:j].to(device, non_blocking=True)), split.labels[i:j].to(device, non_blocking=True)

@@ -1,172 +1,172 @@
-"""Turn a `--data` value into uint8 train / validation / test tensors.
+"""Turn a `--data` value into what a training run uses (`load_data`) or what an evaluation reads
+(`evaluation_split`): the catalog (data/catalog.py) says where the images are; this decides how
+they are decoded.
 
-Accepted: "digits" (the offline default), "cifar10[:DIR]" / "cifar100[:DIR]" (official python
-format), a folder-per-class tree (ROOT/train/<class>/*, ROOT/val|test/<class>/*), or tar archives of
-such a tree (comma-separated), which are extracted once into the cache.
+Input geometry, one rule for every path: the network input is `crop` (default: the images' size on
+the square path, 224 on the whole-image path); evaluation resizes the shorter side to `resize` and
+cuts the centre crop (data/preprocessing.py, torchvision's transform to the pixel). `resize` is
+floor(crop / crop_pct); crop_pct defaults to torchvision's 0.875 when training crops at random scales
+(rrc, scale: the ImageNet protocol) and to "no resize" (the images' own size) when it does not (CIFAR's
+pad-and-crop, none), so evaluation sees objects at the scale training saw them.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass, field
+import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import ReslabError
-from .archives import extract_archives
-from .cache import cached_folder, default_cache_dir
-from .cifar import download_cifar, find_cifar_root, load_cifar
-from .folder import scan_image_folder
+from .cache import cached_split
+from .catalog import Catalog, hold_out, locate, take_subsets
+from .preprocessing import InputConfig, eval_image, resize_center_crop
 from .streaming import StreamSplit
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from .types import DataBundle, FileSplit, Split, default_cache_dir
+from .whole import WholeSplit, build_aspect_cache
 
 log = logging.getLogger(__name__)
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-DIGITS_MEAN, DIGITS_STD = (0.30,) * 3, (0.38,) * 3
-
-
-@dataclass
-class Split:
-    images: torch.Tensor  # uint8 (N, 3, H, W), CPU
-    labels: torch.Tensor  # int64 (N,)
-    name: str = "train"
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, idx: torch.Tensor, name: str | None = None) -> "Split":
-        return Split(self.images[idx], self.labels[idx], name or self.name)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])
-
-
-@dataclass
-class DataBundle:
-    name: str
-    classes: list[str]
-    train: Split
-    test: Split | None
-    val: Split | None = None  # held out of train (paper protocol); None: monitor the test split
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-    small: bool = True  # CIFAR-like (32x32 recipe) rather than ImageNet-like
-    info: dict = field(default_factory=dict)
-
-    @property
-    def monitor(self) -> Split | None:
-        """What training evaluates: the held-out validation split, else the test split."""
-        return self.val if self.val is not None else self.test
+IMAGENET_CROP_PCT = 0.875  # torchvision's 256 -> 224
+AUGMENTS = ("auto", "cifar", "scale", "rrc", "none")
+WHOLE_AUGMENTS = ("auto", "rrc", "scale", "none")
 
 
 def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int = 0, download: bool = False,
               skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0, stream: bool = False,
-              train_subset: int = 0, eval_subset: int = 0, interpolation: str = "bilinear",
-              whole: dict | None = None) -> DataBundle:
-    """`whole`: train on whole images, {"augment": rrc|scale, "crop": 224, "cache_shorter": 0|N}
-    (folder and archive data only; evaluation images are resized to cache_size and centre-cropped)."""
-    spec = spec or "digits"
-    if spec == "digits":
-        from .digits import load_digits_split
-        tr, te = load_digits_split("train"), load_digits_split("test")
-        bundle = DataBundle("digits", tr[2], Split(tr[0], tr[1]), Split(te[0], te[1], "test"),
-                            mean=DIGITS_MEAN, std=DIGITS_STD)
-    else:
-        bundle = _load_cifar_spec(spec, download)
-        if bundle is not None and whole:
-            raise ReslabError("data.input=whole reads image files (folders, archives); CIFAR's arrays are whole already")
-        if bundle is None and whole:
-            from .whole_sources import load_whole
-            bundle = load_whole(spec, whole, cache_size, cache_dir, interpolation, skip_bad)
-        elif bundle is None:
-            bundle = _load_folder_spec(spec, cache_size, skip_bad, cache_dir, stream, interpolation)
+              train_subset: int = 0, eval_subset: int = 0, interpolation: str = "bilinear", input: str = "square",
+              augment: str = "auto", crop: int = 0, crop_pct: float = 0.0, cache_shorter: int = 0,
+              ten_crop: bool = False) -> DataBundle:
+    """Everything a training run reads, decoded as its input path needs: the square path decodes once
+    into a memory-mapped cache (or per batch with `stream`), the whole-image path crops each sample
+    on the whole image; evaluation splits are decoded by the evaluation transform."""
+    cat = prepared_catalog(spec, cache_dir, download, val_split, seed, train_subset, eval_subset)
+    train = cat.splits.get("train")
+    if train is None:
+        raise ReslabError(f"--data {spec} has no training images (only {', '.join(cat.splits)}/): nothing to train on")
+    if len(cat.classes) < 2:
+        raise ReslabError(f"--data {spec} has {len(cat.classes)} class ({', '.join(cat.classes)}): a classifier needs "
+                          f"at least two")
+    geometry = input_geometry(cat, input, augment, crop, crop_pct, cache_size, interpolation)
+    cfg, kind, size = geometry
+    eval_cfg = dataclasses.replace(cfg, input_size=cfg.resize) if ten_crop else cfg
+    cache = Path(cache_dir or default_cache_dir())
+    if input == "whole":
+        train = _whole_train(train, kind, cfg, cache_shorter, cache)
+    elif isinstance(train, FileSplit):
+        square = InputConfig(size, size, interpolation)
+        train = (StreamSplit(train.refs, torch.tensor(train.labels), size, "train", interpolation, train.shards)
+                 if stream else cached_split(train, square, cache, skip_bad))
+    evals = {}
+    for name in ("val", "test"):
+        s = cat.splits.get(name)
+        if s is not None:
+            evals[name] = (s if stream and isinstance(s, FileSplit) else decoded(s, eval_cfg, cache, skip_bad))
+    small = input != "whole" and size <= 64
+    return DataBundle(cat.name, cat.classes, train, evals.get("test"), evals.get("val"), cat.mean, cat.std, small,
+                      info={"root": str(cat.root) if cat.root else None, "input": input, "augment": kind,
+                            "eval": dataclasses.replace(cfg, classes=tuple(cat.classes)), "ten_crop": ten_crop,
+                            "stream": stream})
+
+
+def prepared_catalog(spec: str | None, cache_dir: str | None = None, download: bool = False, val_split: int = 0,
+                     seed: int = 0, train_subset: int = 0, eval_subset: int = 0) -> Catalog:
+    cat = locate(spec, cache_dir, download)
     if val_split:
-        bundle = hold_out(bundle, val_split, seed)
+        cat = hold_out(cat, val_split, seed)
     if train_subset or eval_subset:
-        bundle = take_subsets(bundle, train_subset, eval_subset, seed)
-    return bundle
+        cat = take_subsets(cat, train_subset, eval_subset, seed)
+    return cat
 
 
-def take_subsets(bundle: DataBundle, n_train: int, n_eval: int, seed: int = 0) -> DataBundle:
-    """Fixed random subsets (quick experiments): n_train training images, n_eval of each evaluation split."""
-    def pick(split, n, salt):
-        if not n or split is None or n >= len(split):
-            return split
-        if not isinstance(split, Split):
-            raise ReslabError("data subsets work with in-memory data, not with data.stream or data.input=whole")
-        idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(20_011 * salt + seed))[:n]
-        return split.subset(idx.sort().values)
-    bundle.train = pick(bundle.train, n_train, 1)
-    bundle.val, bundle.test = pick(bundle.val, n_eval, 2), pick(bundle.test, n_eval, 3)
-    return bundle
-
-
-def hold_out(bundle: DataBundle, n: int, seed: int = 0) -> DataBundle:
-    """The paper's protocol: `n` training images become the validation split (fixed by `seed`)."""
-    if not 0 < n < len(bundle.train):
-        raise ReslabError(f"val_split={n} must be between 1 and {len(bundle.train) - 1} (training images)")
-    if not isinstance(bundle.train, Split):
-        raise ReslabError("data.val_split works with in-memory data; with data.stream or data.input=whole use a "
-                          "val/ folder")
-    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(10_007 + seed))
-    bundle.val = bundle.train.subset(order[:n], "val")
-    bundle.train = bundle.train.subset(order[n:], "train")
-    return bundle
-
-
-def _load_cifar_spec(spec: str, download: bool) -> DataBundle | None:
-    name, _, path = spec.partition(":")
-    if name not in ("cifar10", "cifar100"):
-        p = Path(spec)
-        name = next((n for n in ("cifar10", "cifar100") if p.is_dir() and find_cifar_root(p, n)), "")
-        if not name:
-            return None
-        path = spec
-    root = Path(path or default_cache_dir() / "data")
-    if download:
-        download_cifar(root, name)
-    xtr, ytr, classes = load_cifar(root, name, "train")
-    xte, yte, _ = load_cifar(root, name, "test")
-    mean, std = (CIFAR10_MEAN, CIFAR10_STD) if name == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
-    return DataBundle(name, classes, Split(xtr, ytr), Split(xte, yte, "test"), mean=mean, std=std)
-
-
-def _load_folder_spec(spec: str, cache_size: int | None, skip_bad: bool, cache_dir: str | None,
-                      stream: bool = False, interpolation: str = "bilinear") -> DataBundle:
-    parts = [Path(p) for p in spec.split(",")]
-    for p in parts:
-        if not p.exists():
-            raise ReslabError(f"--data {p}: no such file or folder; use 'digits', 'cifar10[:DIR]', 'cifar100[:DIR]', "
-                              f"a folder with train/<class>/ and val/<class>/ (or test/), or tar archives of one")
-    root = extract_archives(parts, cache_dir) if all(p.is_file() for p in parts) else parts[0]
-    eval_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
-    # ROOT/train + ROOT/val|test, or ROOT/<class> (training only), or ROOT/val|test alone (evaluation only)
-    train_dir = root / "train" if (root / "train").is_dir() else (eval_dir if eval_dir is not None else root)
-    eval_only = train_dir == eval_dir
-    train_idx = scan_image_folder(train_dir)
-    eval_idx = scan_image_folder(eval_dir) if eval_dir is not None else None
-    if eval_idx is not None and eval_idx.classes != train_idx.classes:
-        raise ReslabError(f"{eval_dir} and {train_dir} have different class folders")
-    size = cache_size or _native_size(train_idx.paths[0])
-    if stream:  # decoded per batch by DataLoader workers (data.stream)
-        train = StreamSplit(train_idx.paths, torch.tensor(train_idx.labels), size, interpolation=interpolation)
-        test = (StreamSplit(eval_idx.paths, torch.tensor(eval_idx.labels), size, eval_dir.name, interpolation)
-                if eval_idx else None)
-    else:
-        xtr, ytr = cached_folder(train_idx, size, cache_dir and Path(cache_dir), skip_bad, interpolation)
-        train, test = Split(xtr, ytr), None
-        if eval_idx is not None:
-            xte, yte = cached_folder(eval_idx, size, cache_dir and Path(cache_dir), skip_bad, interpolation)
-            test = Split(xte, yte, eval_dir.name)
+def input_geometry(cat: Catalog, input: str, augment: str, crop: int, crop_pct: float, cache_size: int | None,
+                   interpolation: str) -> tuple[InputConfig, str, int]:
+    """(evaluation InputConfig, resolved augment kind, training image size) for this data and options."""
+    if augment not in AUGMENTS:
+        raise ReslabError(f"data.augment={augment!r} is invalid; choose one of {', '.join(AUGMENTS)}")
+    if input == "whole":
+        if cat.arrays:
+            raise ReslabError("data.input=whole reads image files (folders, archives, shards); CIFAR's arrays are "
+                              "whole already: use data.input=square")
+        if augment not in WHOLE_AUGMENTS:
+            raise ReslabError(f"data.input=whole crops with augment {', '.join(WHOLE_AUGMENTS)} (got {augment!r}: "
+                              f"CIFAR's pad-and-crop is for 32-pixel arrays; use data.input=square)")
+        kind = "rrc" if augment == "auto" else augment
+        size = int(crop or 224)
+        resize = math.floor(size / (crop_pct or IMAGENET_CROP_PCT))
+        return InputConfig(size, resize, interpolation, tuple(cat.mean), tuple(cat.std)), kind, size
+    size = int(cache_size or _native_size(cat))
+    crop = int(crop or size)
+    if crop > size:
+        raise ReslabError(f"data.crop={crop} is larger than the images ({size}); lower it or raise data.cache_size")
     small = size <= 64
-    name = parts[0].name.split(".")[0] if parts[0].is_file() else root.name
-    return DataBundle(name, train_idx.classes, train, test, small=small,
-                      info={"root": str(root), "cache_size": size, "eval_only": eval_only})
+    kind = ("cifar" if small else "rrc") if augment == "auto" else augment
+    if crop_pct:
+        resize = math.floor(crop / crop_pct)
+    elif kind in ("rrc", "scale") and isinstance(cat.splits.get("train"), FileSplit) and not small:
+        resize = math.floor(crop / IMAGENET_CROP_PCT)
+    else:
+        resize = size  # no rescaling: the centre crop of the images as they are
+    return InputConfig(crop, max(resize, crop), interpolation, tuple(cat.mean), tuple(cat.std)), kind, size
 
 
-def _native_size(path: Path) -> int:
+def decoded(split: Split | FileSplit, cfg: InputConfig, cache_dir: Path | None = None, skip_bad: bool = False) -> Split:
+    """An evaluation split through the evaluation transform: files via the decode cache, arrays in memory."""
+    if isinstance(split, FileSplit):
+        return cached_split(split, cfg, cache_dir, skip_bad)
+    return transform_arrays(split, cfg)
+
+
+def transform_arrays(split: Split, cfg: InputConfig) -> Split:
+    """In-memory images through the evaluation transform (nothing to do when they are input-sized already)."""
+    h, w = split.images.shape[-2:]
+    if (h, w) == (cfg.input_size, cfg.input_size) and cfg.resize == min(h, w):
+        return split
+    arr = split.images.permute(0, 2, 3, 1).numpy()
+    out = np.stack([resize_center_crop(a, cfg.resize, cfg.input_size, cfg.interpolation) for a in arr])
+    return Split(torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), split.labels, split.name)
+
+
+def evaluation_split(spec: str | None, split: str, cfg: InputConfig, *, val_split: int = 0, seed: int = 0,
+                     cache_dir: str | None = None) -> tuple[Catalog, Split | FileSplit]:
+    """One split to evaluate, undecoded (files stream through `cfg`'s transform batch by batch) or as
+    transformed arrays. `split`: auto (what training monitors: val, else test), val, test or train."""
+    cat = prepared_catalog(spec, cache_dir, val_split=val_split, seed=seed)
+    name = cat.evaluation_split() if split == "auto" else split
+    found = cat.split(name) if name else None
+    if found is None:
+        have = ", ".join(cat.splits) or "none"
+        hint = " (pass --val-split N to hold out N training images)" if split == "val" and "train" in cat.splits else ""
+        raise ReslabError(f"--data {spec} has no {split} split (it has: {have}){hint}")
+    return cat, (transform_arrays(found, cfg) if isinstance(found, Split) else found)
+
+
+def sample_split(spec: str | None, split: str, cfg: InputConfig, n: int = 0, seed: int = 0,
+                 val_split: int = 0) -> tuple[Catalog, Split]:
+    """n images of `split` (all when n is 0), chosen by `seed`, through `cfg`'s evaluation transform, in memory."""
+    cat, s = evaluation_split(spec, split, cfg, val_split=val_split, seed=seed)
+    if n and n < len(s):
+        s = s.subset(torch.randperm(len(s), generator=torch.Generator().manual_seed(seed))[:n].sort().values)
+    if isinstance(s, FileSplit):
+        images = torch.stack([eval_image(r, cfg) for r in s.refs])
+        s = Split(images, torch.tensor(s.labels, dtype=torch.int64), s.name)
+    return cat, s
+
+
+def _whole_train(train: FileSplit, kind: str, cfg: InputConfig, cache_shorter: int, cache_dir: Path) -> WholeSplit:
+    cache = None
+    if cache_shorter:
+        cache = build_aspect_cache(train.refs, int(cache_shorter), cache_dir / "aspect", cfg.interpolation)
+    return WholeSplit(train.refs, torch.tensor(train.labels), kind, cfg.input_size, cfg.interpolation, cache,
+                      resize=cfg.resize, shards=train.shards)
+
+
+def _native_size(cat: Catalog) -> int:
+    first = next(iter(cat.splits.values()))
+    if isinstance(first, Split):
+        return int(min(first.images.shape[-2:]))
     from PIL import Image
-    with Image.open(path) as img:
+    from .types import open_ref
+    with Image.open(open_ref(first.refs[0])) as img:
         return min(img.size)

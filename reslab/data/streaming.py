@@ -1,25 +1,31 @@
-"""The streaming path: image folders too big for memory. DataLoader workers decode uint8 images
-(shorter side resized, centre-cropped to a fixed size); augmentation then runs batched on the
-training device exactly as on the in-memory path, with the same deterministic order."""
+"""Decoding in DataLoader workers, batch by batch, for data too big to decode up front: the streamed square
+path (data.stream), the whole-image path (data/whole.py subclasses the loader) and evaluation of a
+split of files (`reslab eval` reads only that split, in bounded memory). Augmentation then runs batched
+on the training device exactly as on the in-memory path, with the same deterministic order."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from .decode import load_square
-from .loader import batch_generator, epoch_order, steps_per_epoch
+from .loader import batch_generator, split_order, steps_per_epoch
+from .preprocessing import InputConfig, eval_image
+from .types import FileSplit, ImageRef, Split
+
+EVAL_WORKERS = 2
 
 
 @dataclass
 class StreamSplit:
-    paths: list[Path]
+    """Training images decoded per batch as centre squares of `size` (the square path, streamed)."""
+
+    refs: list[ImageRef]
     labels: torch.Tensor
     size: int
     name: str = "train"
     interpolation: str = "bilinear"
+    shards: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -28,19 +34,33 @@ class StreamSplit:
     def image_shape(self) -> tuple[int, int, int]:
         return (3, self.size, self.size)
 
+    def decode(self, i: int) -> torch.Tensor:
+        return eval_image(self.refs[i], InputConfig(self.size, self.size, self.interpolation))
 
-class SquareFiles(torch.utils.data.Dataset):
-    """Image files decoded as centre squares of a fixed size, in a given order."""
 
-    def __init__(self, split: StreamSplit, order: torch.Tensor) -> None:
-        self.split, self.order = split, order
+class Decoded(torch.utils.data.Dataset):
+    """decode(i) for i in `order`, with the labels: what the workers of one pass compute."""
+
+    def __init__(self, decode: Callable[[int], torch.Tensor], labels: torch.Tensor, order: torch.Tensor) -> None:
+        self.decode, self.labels, self.order = decode, labels, order
 
     def __len__(self) -> int:
         return len(self.order)
 
-    def __getitem__(self, i: int):
-        j = int(self.order[i])
-        return load_square(self.split.paths[j], self.split.size, self.split.interpolation), self.split.labels[j]
+    def __getitem__(self, k: int):
+        i = int(self.order[k])
+        return self.decode(i), self.labels[i]
+
+
+@dataclass
+class EvalDecode:
+    """Image i through the evaluation transform (a class, not a lambda: workers may be spawned)."""
+
+    refs: list[ImageRef]
+    cfg: InputConfig
+
+    def __call__(self, i: int) -> torch.Tensor:
+        return eval_image(self.refs[i], self.cfg)
 
 
 def stream_batches(dataset: torch.utils.data.Dataset, batch: int, workers: int, device: torch.device,
@@ -54,9 +74,9 @@ def stream_batches(dataset: torch.utils.data.Dataset, batch: int, workers: int, 
 
 
 class StreamLoader:
-    """DeviceLoader's interface (len, order, epoch) over a StreamSplit: workers decode, the device augments."""
+    """DeviceLoader's interface (len, epoch) over a split decoded by workers; the device augments."""
 
-    def __init__(self, split: StreamSplit, batch_size: int, device: torch.device,
+    def __init__(self, split, batch_size: int, device: torch.device,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor], *, seed: int = 0, workers: int = 2,
                  rank: int = 0, world: int = 1) -> None:
         self.steps_per_epoch = steps_per_epoch(len(split), batch_size, world)
@@ -69,11 +89,31 @@ class StreamLoader:
 
     def dataset(self, epoch: int, order: torch.Tensor) -> torch.utils.data.Dataset:
         """What the workers decode in `epoch`, sample by sample in `order`."""
-        return SquareFiles(self.split, order)
+        return Decoded(self.split.decode, self.split.labels, order)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = epoch_order(len(self.split), self.seed, epoch, self.rank, self.world)
+        order = split_order(self.split, self.seed, epoch, self.rank, self.world)
         order = order[start * self.local_batch: self.steps_per_epoch * self.local_batch]
         batches = stream_batches(self.dataset(epoch, order), self.local_batch, self.workers, self.device, True)
         for b, (x, y) in enumerate(batches, start=start):
             yield self.augment(x, batch_generator(self.seed, epoch, b, self.rank)), y
+
+
+def eval_batches(split: Split | FileSplit, batch_size: int, device: torch.device,
+                 prepare: Callable[[torch.Tensor], torch.Tensor], rank: int = 0, world: int = 1,
+                 cfg: InputConfig | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every image once, in order; each rank a contiguous part (metrics are summed across ranks). Files are
+    decoded by workers through the evaluation transform of `cfg`, a batch at a time (bounded memory)."""
+    n = len(split)
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    if isinstance(split, FileSplit):
+        if cfg is None:
+            raise ValueError("evaluating files needs the InputConfig of their transform")
+        labels = torch.tensor(split.labels, dtype=torch.int64)
+        data = Decoded(EvalDecode(split.refs, cfg), labels, torch.arange(lo, hi))
+        for x, y in stream_batches(data, batch_size, EVAL_WORKERS, device, drop_last=False):
+            yield prepare(x), y
+        return
+    for i in range(lo, hi, batch_size):
+        j = min(i + batch_size, hi)
+        yield prepare(split.images[i:j].to(device, non_blocking=True)), split.labels[i:j].to(device, non_blocking=True)

@@ -2,23 +2,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .preprocessing import center_crop, normalize
+from .types import IMAGENET_MEAN, IMAGENET_STD
 
-
-def normalize(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 images (N, C, H, W) in [0, 255] -> float, scaled to [0, 1] then standardised per channel."""
-    if images.dtype != torch.uint8:
-        raise TypeError(f"normalize expects uint8 images, got {images.dtype}")
-    m = torch.tensor(mean, device=images.device, dtype=dtype).view(1, -1, 1, 1) * 255
-    s = torch.tensor(std, device=images.device, dtype=dtype).view(1, -1, 1, 1) * 255
-    return (images.to(dtype) - m) / s
-
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "center_crop", "normalize"]  # re-exported for callers of this module
 
 # ------------------------------------------------------------------------------------------------
 # Batched augmentation. Random parameters come from a CPU generator (a few numbers per batch), so a
@@ -98,14 +88,6 @@ def _affine_crop(images: torch.Tensor, gen: torch.Generator, left: torch.Tensor,
     theta = theta.to(device=images.device, dtype=images.dtype)
     grid = torch.nn.functional.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
     return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-
-def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = images.shape[-2:]
-    if h < size or w < size:
-        raise ValueError(f"image {h}x{w} smaller than crop {size}")
-    top, left = (h - size) // 2, (w - size) // 2
-    return images[..., top:top + size, left:left + size]
 
 
 def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -12,14 +12,13 @@ its own size (images no larger than the cache's shorter side), streamed and cach
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +27,13 @@ import torch
 from ..errors import ReslabError
 from ..utils.io import atomic_path
 from ..utils.progress import Progress
+from .cache import fingerprint
 from .crops import Crop, sample_crop
-from .decode import _pil_filter, check_interpolation, rgb_array
+from .decode import pil_filter, rgb_array, torch_mode
 from .jpeg import decode_scaled, fast_decoder, read_bytes, wanted_size
+from .preprocessing import InputConfig, eval_image
 from .streaming import StreamLoader
+from .types import ImageRef, open_ref
 
 log = logging.getLogger(__name__)
 REDUCING_GAP = 3.0  # building the cache: Pillow reduce()s by an integer factor first when shrinking 3x or more
@@ -54,28 +56,39 @@ def crop_resize(img, orig_size: tuple[int, int], crop: Crop, size: int, interpol
     (a Pillow image or an H x W x 3 uint8 array) may be a scaled version of the original image.
 
     The window is cut on whole pixels of `img` and resampled by torch's uint8 antialiased
-    interpolation (Pillow's filters, vectorised: 2-3x faster than Pillow's resize here)."""
-    check_interpolation(interpolation)
+    interpolation (Pillow's filters, vectorised: 2-3x faster than Pillow's resize here); nearest picks
+    exactly Pillow's source pixels (torch's "nearest-exact" picks a neighbour in a few rows when upsampling)."""
     arr = img if isinstance(img, np.ndarray) else rgb_array(img)
     top, bottom, left, right = window_pixels(crop, orig_size, arr.shape[:2])
     window = arr[top:bottom, left:right]
+    if interpolation == "nearest":
+        rows, cols = _nearest_index(bottom - top, size), _nearest_index(right - left, size)
+        window = window[rows][:, cols]
     window = window if window.flags.writeable and window.flags.c_contiguous else np.array(window)
     x = torch.from_numpy(window).permute(2, 0, 1).unsqueeze(0)
     if x.shape[-2:] != (size, size):
-        aa = {"antialias": True} if interpolation != "nearest" else {}
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode=interpolation, **aa)
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode=torch_mode(interpolation), antialias=True)
     x = x[0].flip(-1) if crop.flip else x[0]
     return x.contiguous()
 
 
+def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
+    """Pillow's NEAREST source index of each output pixel: its affine_scale starts at scale / 2 and adds
+    the scale once per pixel (a running sum in double precision, rounding included), then truncates."""
+    scale = n_in / n_out
+    steps = np.full(n_out, scale)
+    steps[0] = scale * 0.5
+    return np.minimum(np.cumsum(steps).astype(np.int64), n_in - 1)
+
+
 def decode_crop(path, crop_of: Callable[[int, int], Crop], size: int, interpolation: str = "bilinear") -> torch.Tensor:
-    """Open a file (a path or a file object), choose its crop from its size (header only), decode just
-    enough of it (data/jpeg.py), crop and resize: a 3 x size x size uint8 tensor."""
+    """Open a file (a path, a shard member or a file object), choose its crop from its size (header only),
+    decode just enough of it (data/jpeg.py), crop and resize: a 3 x size x size uint8 tensor."""
     from PIL import Image, UnidentifiedImageError
-    source = path
+    source = open_ref(path)
     try:
         if fast_decoder():
-            data = read_bytes(path)
+            data = read_bytes(source)
 
             def plan(h: int, w: int):
                 crop = crop_of(h, w)
@@ -121,20 +134,20 @@ class AspectCache:
         return int(self.data.nbytes)
 
 
-def build_aspect_cache(paths: list[Path], shorter: int, folder: Path, interpolation: str = "bilinear",
+def build_aspect_cache(paths: list[ImageRef], shorter: int, folder: Path, interpolation: str = "bilinear",
                        workers: int | None = None) -> AspectCache:
     """Decode every image once (shorter side reduced to `shorter` when larger) into FOLDER/KEY.u8 +
     KEY.idx.npy, or reuse them when the files have not changed."""
-    key = _fingerprint(paths, shorter, interpolation)
+    key = fingerprint(paths, None, "aspect", shorter, interpolation)
     data_f, index_f = folder / f"{key}.u8", folder / f"{key}.idx.npy"
     if data_f.is_file() and index_f.is_file():
         index = np.load(index_f)
         return AspectCache(np.memmap(data_f, dtype=np.uint8, mode="r"), index, shorter)
     folder.mkdir(parents=True, exist_ok=True)
 
-    def one(p: Path) -> tuple[np.ndarray, tuple[int, int]]:
+    def one(p: ImageRef) -> tuple[np.ndarray, tuple[int, int]]:
         from PIL import Image
-        with Image.open(p) as img:
+        with Image.open(open_ref(p)) as img:
             w, h = img.size
             k = shorter / min(w, h)
             if k < 1 and img.format == "JPEG":
@@ -142,7 +155,7 @@ def build_aspect_cache(paths: list[Path], shorter: int, folder: Path, interpolat
             arr = rgb_array(img, p)
             if k < 1:
                 nw, nh = max(1, round(w * k)), max(1, round(h * k))
-                arr = np.asarray(Image.fromarray(arr).resize((nw, nh), _pil_filter(interpolation),
+                arr = np.asarray(Image.fromarray(arr).resize((nw, nh), pil_filter(interpolation),
                                                               reducing_gap=REDUCING_GAP))
         return arr, (h, w)
 
@@ -172,28 +185,21 @@ def _guarded(fn):
     return run
 
 
-def _fingerprint(paths: list[Path], shorter: int, interpolation: str) -> str:
-    h = hashlib.sha256(f"aspect-v1|{shorter}|{interpolation}".encode())
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:20]
-
-
 # ------------------------------------------------------------------------------------------ data set and loader
 @dataclass
 class WholeSplit:
-    """Training images used whole: files, or a keep-aspect cache of them."""
+    """Training images used whole: files (or shard members), or a keep-aspect cache of them."""
 
-    paths: list[Path]
+    refs: list[ImageRef]
     labels: torch.Tensor
-    kind: str                   # rrc | scale
+    kind: str                   # rrc | scale | none (the evaluation transform: resize, centre crop)
     size: int                   # network input
     interpolation: str = "bilinear"
     cache: AspectCache | None = None
     name: str = "train"
     shorter: tuple[int, int] | None = None  # scale augmentation's S range (default from size)
-    extra: dict = field(default_factory=dict)
+    resize: int = 0             # kind none: the shorter side before the centre crop
+    shards: bool = False        # members of tar shards: read in webdataset's order
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -202,26 +208,33 @@ class WholeSplit:
     def image_shape(self) -> tuple[int, int, int]:
         return (3, self.size, self.size)
 
-    def sample(self, seed: int, epoch: int, i: int) -> torch.Tensor:
-        """Sample i of `epoch`: its crop chosen on the original geometry, decoded, resized, flipped."""
+    def sample(self, seed: int, epoch: int, i: int, size: int = 0) -> torch.Tensor:
+        """Sample i of `epoch`: its crop chosen on the original geometry, decoded, resized (to `size`, else
+        the network input: progressive resizing cuts smaller crops early), flipped."""
+        size = size or self.size
+        if self.kind == "none":
+            image = self.refs[i] if self.cache is None else self.cache.image(i)
+            resize = max(size, (self.resize or self.size) * size // self.size)
+            return eval_image(image, InputConfig(size, resize, self.interpolation))
+
         def crop_of(h, w):
-            return sample_crop(self.kind, seed, epoch, i, h, w, self.size, self.shorter)
+            return sample_crop(self.kind, seed, epoch, i, h, w, size, self.shorter)
         if self.cache is None:
-            return decode_crop(self.paths[i], crop_of, self.size, self.interpolation)
+            return decode_crop(self.refs[i], crop_of, size, self.interpolation)
         w, h = self.cache.original_size(i)
-        return crop_resize(self.cache.image(i), (w, h), crop_of(h, w), self.size, self.interpolation)
+        return crop_resize(self.cache.image(i), (w, h), crop_of(h, w), size, self.interpolation)
 
 
 class _EpochSamples(torch.utils.data.Dataset):
-    def __init__(self, split: WholeSplit, order: torch.Tensor, seed: int, epoch: int) -> None:
-        self.split, self.order, self.seed, self.epoch = split, order, seed, epoch
+    def __init__(self, split: WholeSplit, order: torch.Tensor, seed: int, epoch: int, size: int) -> None:
+        self.split, self.order, self.seed, self.epoch, self.size = split, order, seed, epoch, size
 
     def __len__(self) -> int:
         return len(self.order)
 
     def __getitem__(self, k: int):
         i = int(self.order[k])
-        return self.split.sample(self.seed, self.epoch, i), self.split.labels[i]
+        return self.split.sample(self.seed, self.epoch, i, self.size), self.split.labels[i]
 
 
 class WholeImageLoader(StreamLoader):
@@ -229,5 +242,10 @@ class WholeImageLoader(StreamLoader):
     batches reach the device as uint8 crops (normalised there). Order and crops depend on (seed, epoch,
     index) only."""
 
+    def __init__(self, *args, size_at: Callable[[int], int] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.size_at = size_at  # the crop size of an epoch (progressive resizing); None: the split's size
+
     def dataset(self, epoch: int, order: torch.Tensor) -> torch.utils.data.Dataset:
-        return _EpochSamples(self.split, order, self.seed, epoch)
+        size = self.size_at(epoch) if self.size_at is not None else self.split.size
+        return _EpochSamples(self.split, order, self.seed, epoch, size)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ..data.sources import Split, load_data
-from ..data.transforms import resize_shorter
+from ..data.catalog import Catalog
+from ..data.preprocessing import eval_image
+from ..data.sources import prepared_catalog, transform_arrays
+from ..data.types import FileSplit, Split
 from ..errors import ReslabError
 from ..inference.images import to_channels
 from ..inference.spec import InferenceModel
@@ -42,12 +44,12 @@ def export_checkpoint(im: InferenceModel, fmt: str, out: Path, *, data: str | No
     model = im.model.float().eval()
     bundle = _real_data(im, data) if (verify or int8) else None
     module, folded = fold_batchnorm(model) if fold else (model, 0)
-    crop = im.preprocess.crop
+    crop = im.preprocess.input_size
     example = torch.zeros(2, im.in_chans, crop, crop)
     path = export_model(module, example, fmt, out)
     result = ExportResult(path, folded)
     if verify:
-        split = bundle.test or bundle.val or bundle.train
+        split = _evaluation(bundle)
         x = _inputs(im, split, verify_images)
         result.verify = compare_outputs(model, load_exported(path, fmt), x)
         limit = tolerance * max(1.0, result.verify.max_logit)
@@ -77,55 +79,63 @@ def export_checkpoint(im: InferenceModel, fmt: str, out: Path, *, data: str | No
     return result
 
 
-def _real_data(im: InferenceModel, data: str | None):
+def _real_data(im: InferenceModel, data: str | None) -> Catalog:
     if data is None:
         raise ReslabError("verifying the export needs real images: pass --data (a folder-per-class tree, an archive, "
                           "cifar10:DIR or digits), or --no-verify")
-    bundle = load_data(data, cache_size=im.preprocess.image_size)
-    split = bundle.test or bundle.val or bundle.train
-    if int(split.images.shape[-1]) != im.preprocess.image_size and bundle.small:
-        log.info("%s images are %dpx; the model was trained on %dpx images: resizing",
-                 bundle.name, split.images.shape[-1], im.preprocess.image_size)
-    return bundle
+    return prepared_catalog(data)
 
 
-def _first(split: Split, n: int) -> Split:
+def _evaluation(cat: Catalog) -> Split | FileSplit:
+    name = cat.evaluation_split() or "train"
+    return cat.splits[name]
+
+
+def _first(split: Split | FileSplit, n: int) -> Split | FileSplit:
     return split if not n or n >= len(split) else split.subset(torch.arange(n))
 
 
-def _inputs(im: InferenceModel, split: Split, n: int) -> torch.Tensor:
-    images = _first(split, n).images
-    if images.shape[-1] != im.preprocess.image_size:  # data cached at another size (e.g. CIFAR for a 224 model)
-        images = resize_shorter(images.float(), im.preprocess.image_size).round().clamp(0, 255).to(torch.uint8)
+def _inputs(im: InferenceModel, split: Split | FileSplit, n: int) -> torch.Tensor:
+    """The first n images of `split` through the model's evaluation transform (as `reslab predict`)."""
+    part = _first(split, n)
+    if isinstance(part, FileSplit):
+        images = torch.stack([eval_image(r, im.preprocess) for r in part.refs])
+    else:
+        images = transform_arrays(part, im.preprocess).images
     return im.prepare(to_channels(images, im.in_chans))
 
 
-def _calibration_and_eval(bundle, n: int) -> tuple[Split, Split]:
+def _labels(split: Split | FileSplit) -> torch.Tensor:
+    return split.labels if isinstance(split, Split) else torch.tensor(split.labels)
+
+
+def _calibration_and_eval(cat: Catalog, n: int) -> tuple[Split | FileSplit, Split | FileSplit]:
     """Calibrate on training images when there are any, so the evaluation images stay unseen."""
-    evaluation = bundle.test or bundle.val
-    if bundle.train is not None and len(bundle.train) and evaluation is not None and bundle.train is not evaluation:
+    name = cat.evaluation_split()
+    train = cat.splits.get("train")
+    if train is not None and len(train) and name is not None:
         g = torch.Generator().manual_seed(0)
-        pick = torch.randperm(len(bundle.train), generator=g)[:n]
-        return bundle.train.subset(pick), evaluation
-    split = evaluation or bundle.train
+        pick = torch.randperm(len(train), generator=g)[:n]
+        return train.subset(pick), cat.splits[name]
+    split = cat.splits[name or "train"]
     if len(split) <= n:
         raise ReslabError(f"only {len(split)} images: not enough to calibrate on {n} and evaluate on the rest")
     return split.subset(torch.arange(n)), split.subset(torch.arange(n, len(split)))
 
 
 @torch.no_grad()
-def top1(fn, im: InferenceModel, split: Split, batch_size: int = 64) -> float:
-    correct = 0
+def top1(fn, im: InferenceModel, split: Split | FileSplit, batch_size: int = 64) -> float:
+    correct, labels = 0, _labels(split)
     for start in range(0, len(split), batch_size):
         x = _inputs(im, split.subset(torch.arange(start, min(start + batch_size, len(split)))), 0)
-        correct += int((fn(x).float().argmax(1) == split.labels[start:start + batch_size]).sum())
+        correct += int((fn(x).float().argmax(1) == labels[start:start + batch_size]).sum())
     return 100.0 * correct / len(split)
 
 
 def _write_card(im: InferenceModel, fmt: str, r: ExportResult) -> None:
     """What a deployment needs beside the file: input name/shape, preprocessing, classes, checks."""
     card = {"format": fmt, "file": r.path.name, "source_weights": str(im.weights), "model": im.name,
-            "input": {"name": "images", "shape": ["batch", im.in_chans, im.preprocess.crop, im.preprocess.crop],
+            "input": {"name": "images", "shape": ["batch", im.in_chans, im.preprocess.input_size, im.preprocess.input_size],
                       "dtype": "float32"},
             "preprocess": im.preprocess.to_dict(), "classes": im.classes, "folded_batchnorm": r.folded_bn,
             "verification": None if r.verify is None else r.verify.__dict__,

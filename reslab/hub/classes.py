@@ -34,3 +34,24 @@ def class_names(name: str) -> list[str]:
     if name not in lists:
         raise ReslabError(f"unknown class list {name!r}; known: {', '.join(lists)}")
     return lists[name]()
+
+
+@functools.lru_cache(maxsize=None)
+def imagenet_wnids() -> tuple[str, ...]:
+    """The WordNet ids of ImageNet-1k in label order (the sorted folder names of an ImageNet tree)."""
+    text = resources.files("reslab.hub").joinpath("imagenet1k_wnids.txt").read_text()
+    return tuple(line for line in text.split() if line)
+
+
+def readable(classes: list[str]) -> list[str]:
+    """Class names for people: ImageNet WordNet-id folder names ("n01440764") as "tench (n01440764)"."""
+    names = dict(zip(imagenet_wnids(), _imagenet1k()))
+    return [f"{names[c]} ({c})" if c in names else c for c in classes]
+
+
+def same_classes(model_classes: list[str], data_classes: list[str]) -> bool:
+    """The same classes in the same order; an ImageNet tree's WordNet-id folders (sorted) match the
+    ImageNet-1k names of the weights trained on it."""
+    if model_classes == data_classes:
+        return True
+    return list(data_classes) == list(imagenet_wnids()) and list(model_classes) == list(_imagenet1k())

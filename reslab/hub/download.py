@@ -81,35 +81,67 @@ def fetch_url(url: str, sha256: str, file_name: str | None = None, progress: boo
     return dst
 
 
-def fetch_hf(repo_id: str, sha256: str = "", revision: str | None = None, filename: str = "model.safetensors") -> Path:
-    """The verified local copy of a Hub file (huggingface_hub's cache; offline when HF_HUB_OFFLINE=1)."""
+def fetch_hf(repo_id: str, sha256: str = "", revision: str | None = None, filename: str = "model.safetensors") -> tuple[Path, bool]:
+    """The local copy of a Hub file (huggingface_hub's cache), and whether its content was verified: against
+    `sha256` when given, else against the sha256 the Hub named its blob with (where the cache keeps blobs
+    by name). The cache is looked at first; without it, an offline machine (HF_HUB_OFFLINE, or the Hub not
+    reachable) fails at once, in one line, naming the cache."""
     try:
         import huggingface_hub
+        from huggingface_hub import constants
         from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
     except ImportError:
         raise ReslabError(f"hf-hub:{repo_id} needs huggingface_hub: pip install 'reslab[hub]' "
                           f"(or pip install huggingface_hub)") from None
     try:
-        path = Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision))
-    except EntryNotFoundError:
+        path = Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, EntryNotFoundError, OSError, ValueError):
+        path = None
+    if path is None:
+        if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
+            why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} cannot be reached"
+            raise ReslabError(f"hf-hub:{repo_id} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+                              f"{why}: download it once with a network (huggingface-cli download {repo_id} {filename})")
+        path = _download_quietly(huggingface_hub, repo_id, filename, revision, EntryNotFoundError)
+    blob = path.resolve()
+    expected = sha256 or (blob.name if SHA256.match(blob.name) else "")
+    if expected:
+        try:
+            check_hash(blob, expected, f"hf-hub:{repo_id} ({blob})")
+        except ReslabError:
+            blob.unlink(missing_ok=True)  # never leave a file that failed its check in the cache
+            if path.is_symlink():
+                path.unlink()
+            raise
+    return blob, bool(expected)
+
+
+def _download_quietly(hub, repo_id: str, filename: str, revision: str | None, not_found) -> Path:
+    """hf_hub_download with its retry warnings silenced: reslab reports the outcome in one line."""
+    import logging
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return Path(hub.hf_hub_download(repo_id, filename, revision=revision))
+    except not_found:
         raise ReslabError(f"hf-hub:{repo_id} has no {filename} (reslab reads safetensors files only)") from None
-    except LocalEntryNotFoundError:
-        from huggingface_hub import constants
-        raise ReslabError(f"hf-hub:{repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the Hub "
-                          f"cannot be reached (offline?): download it once with a network") from None
     except Exception as e:  # noqa: BLE001 - network and server errors of every kind, in one line
         raise ReslabError(f"cannot download hf-hub:{repo_id}: {type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
-    blob = path.resolve()
-    expected = [h for h in (sha256, blob.name if SHA256.match(blob.name) else "") if h]
+    finally:
+        logger.setLevel(level)
+
+
+def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hub opens (a few seconds at most, instead of minutes of retries)."""
+    import socket
+    from urllib.parse import urlparse
+    url = urlparse(endpoint)
     try:
-        for h in expected:
-            check_hash(blob, h, f"hf-hub:{repo_id} ({blob})")
-    except ReslabError:
-        blob.unlink(missing_ok=True)  # never leave a file that failed its check in the cache
-        if path.is_symlink():
-            path.unlink()
-        raise
-    return blob
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
 
 
 def cached_path(ws) -> Path | None:

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..data.preprocessing import InputConfig
 from ..errors import ReslabError
+from ..models.config import ResNetConfig
 from ..models.weights import Checkpoint, read_checkpoint, resolve_weights
 from .download import fetch_hf, fetch_url
 from .registry import WeightSet, find_weights, split_name
@@ -25,6 +27,17 @@ class Opened:
     path: Path                     # the file read (in a cache for named sets)
     weight_set: WeightSet | None   # None for plain files
 
+    def input_config(self, net: ResNetConfig | None = None) -> InputConfig:
+        return checkpoint_input(self.checkpoint, net)
+
+
+def checkpoint_input(ckpt: Checkpoint, net: ResNetConfig | None = None) -> InputConfig:
+    """How a checkpoint's weights expect their input: what it (or its named set) records; where nothing is
+    recorded (a bare torchvision/timm state dict), ImageNet's 256 -> 224, or 32 x 32 for CIFAR nets."""
+    small = net is not None and net.stem == "cifar"
+    return InputConfig.from_dict(ckpt.preprocess, classes=ckpt.classes or (), input_size=32 if small else 224,
+                                 resize=32 if small else 256)
+
 
 def open_checkpoint(spec: str | os.PathLike, model: str | None = None, progress: bool = True) -> Opened:
     """Read the weights `spec` names. Existing paths win over names; a name is resolved for `model`
@@ -34,7 +47,7 @@ def open_checkpoint(spec: str | os.PathLike, model: str | None = None, progress:
         try:
             path = resolve_weights(text)
         except ReslabError:  # e.g. `--weights reslab` run inside a reslab checkout: the name wins over a
-            if not _names_weights(text, model):  # folder that holds no weights
+            if not names_weights(text, model):  # folder that holds no weights
                 raise
         else:
             return Opened(read_checkpoint(path), path, None)
@@ -56,18 +69,20 @@ def open_checkpoint(spec: str | os.PathLike, model: str | None = None, progress:
 
 
 def fetch(ws: WeightSet, progress: bool = True, revision: str | None = None) -> Path:
-    """The verified local file of a set: shipped with reslab, from the Hub when huggingface_hub is
-    installed (as timm does), else from its URL through torch.hub's cache."""
+    """The local file of a set, verified against the registry's sha256 however it arrives: shipped with
+    reslab, or the publisher's release file through torch.hub's cache. A set named by its Hub id
+    (hf-hub:timm/...) arrives the same way: the Hub's converted copy has no hash in the registry, and a
+    file that cannot be checked is never loaded for a registered name."""
     if ws.url.startswith("package:"):
         path = Path(str(resources.files("reslab.hub").joinpath(ws.url[len("package:"):])))
         from .download import check_hash
         check_hash(path, ws.sha256, f"the shipped weights {path}")
         return path
-    if ws.hf_hub and (not ws.url or _has_huggingface_hub()):
-        return fetch_hf(ws.hf_hub, revision=revision)
-    if not ws.url:
-        raise ReslabError(f"{ws.name} has no download address")
-    return fetch_url(ws.url, ws.sha256, ws.file_name, progress=progress)
+    if ws.url:
+        return fetch_url(ws.url, ws.sha256, ws.file_name, progress=progress)
+    if ws.hf_hub and ws.sha256:
+        return fetch_hf(ws.hf_hub, sha256=ws.sha256, revision=revision)[0]
+    raise ReslabError(f"{ws.name} has neither a release URL nor a pinned sha256 for its Hub copy: it cannot be verified")
 
 
 def describe(ws: WeightSet) -> dict[str, str]:
@@ -75,14 +90,7 @@ def describe(ws: WeightSet) -> dict[str, str]:
     from .classes import class_names
     pre = ws.preprocess
     return {"model": ws.arch, "model_args": json.dumps(ws.model_args), "classes": json.dumps(class_names(ws.classes)),
-            "preprocess": json.dumps({"mean": pre["mean"], "std": pre["std"], "image_size": pre["resize"],
-                                      "crop": pre["crop"], "interpolation": pre.get("interpolation", "bilinear")}),
-            "weights_set": ws.name, "license": ws.license}
-
-
-def _has_huggingface_hub() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("huggingface_hub") is not None
+            "preprocess": json.dumps(pre.to_dict()), "weights_set": ws.name, "license": ws.license}
 
 
 def _revision(spec: str) -> str | None:
@@ -96,17 +104,14 @@ def _open_unknown_hub(repo: str, model: str | None) -> Opened:
     arch = model or (split_name(repo_id.rsplit("/", 1)[-1]) or (None, None))[0]
     if arch is None:
         raise ReslabError(f"hf-hub:{repo_id}: which architecture is it? pass --model NAME (model=...)")
-    path = fetch_hf(repo_id, revision=revision or None)
+    path, verified = fetch_hf(repo_id, revision=revision or None)
+    if not verified:
+        log.warning("hf-hub:%s is not in reslab's registry and its cached file carries no hash to check it against "
+                    "(a cache without symlinks): loading it unverified", repo_id)
     ckpt = read_checkpoint(path)
     cfg = _hub_config(repo_id, revision or None)
-    pre = cfg.get("pretrained_cfg", {})
-    size = int((pre.get("input_size") or [3, 224, 224])[-1])
-    crop_pct = float(pre.get("crop_pct") or 0.875)
-    ws = WeightSet(arch=arch, tag=repo_id.rsplit(".", 1)[-1], source="hf-hub", hf_hub=repo_id,
-                   preprocess={"resize": int(size / crop_pct), "crop": size,
-                               "interpolation": pre.get("interpolation", "bilinear"),
-                               "mean": list(pre.get("mean") or (0.485, 0.456, 0.406)),
-                               "std": list(pre.get("std") or (0.229, 0.224, 0.225))},
+    pre = InputConfig.from_dict({"crop_pct": 0.875, **cfg.get("pretrained_cfg", {})}, input_size=224)  # timm's keys
+    ws = WeightSet(arch=arch, tag=repo_id.rsplit(".", 1)[-1], source="hf-hub", hf_hub=repo_id, preprocess=pre,
                    license=str(cfg.get("license", "")))
     if ckpt.config is None:
         ckpt.metadata.update({k: v for k, v in describe(ws).items() if k != "classes"})
@@ -118,13 +123,12 @@ def _open_unknown_hub(repo: str, model: str | None) -> Opened:
 
 def _hub_config(repo_id: str, revision: str | None) -> dict:
     try:
-        import huggingface_hub
-        return json.loads(Path(huggingface_hub.hf_hub_download(repo_id, "config.json", revision=revision)).read_text())
-    except Exception:  # noqa: BLE001 - no config.json: defaults
+        return json.loads(fetch_hf(repo_id, revision=revision, filename="config.json")[0].read_text())
+    except (ReslabError, OSError, ValueError):  # no config.json: defaults
         return {}
 
 
-def _names_weights(text: str, model: str | None) -> bool:
+def names_weights(text: str, model: str | None) -> bool:
     """Whether `text` is a registered weights name (an ambiguous one counts as not)."""
     try:
         return find_weights(text, model) is not None

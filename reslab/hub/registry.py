@@ -7,76 +7,23 @@ A set is named `arch.tag` (timm's convention: "resnet50.tv2_in1k", "resnet50.a1_
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-from urllib.parse import urlparse
 
 import yaml
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.types import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ReslabError, choices_hint
+from .shipped import shipped_weight_sets
+from .weight_set import WeightSet
 
-NON_COMMERCIAL = re.compile(r"(^|-)nc($|-)")
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")  # torch.hub: "resnet18-f37072fd.pth" -> f37072fd
 
 
-@dataclass(frozen=True)
-class WeightSet:
-    """One pretrained weight set: where it lives, how to check it, how it was evaluated, its terms."""
-
-    arch: str
-    tag: str
-    source: str
-    url: str = ""
-    hf_hub: str = ""                 # "timm/resnet50.a1_in1k": fetched with huggingface_hub when installed
-    sha256: str = ""                 # full hash, or the published prefix
-    top1: float | None = None        # % on eval_data, with `preprocess`
-    top5: float | None = None
-    eval_data: str = ""
-    preprocess: dict[str, Any] = field(default_factory=dict)  # resize, crop, interpolation, mean, std
-    classes: str = "imagenet1k"      # a class list of reslab.hub.classes
-    license: str = ""
-    aliases: tuple[str, ...] = ()
-    default: bool = False            # what pretrained=True loads for `arch`
-    model_args: dict[str, Any] = field(default_factory=dict)
-    read_from: str = ""
-    notes: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}.{self.tag}"
-
-    @property
-    def file_name(self) -> str:
-        return urlparse(self.url).path.rsplit("/", 1)[-1] if self.url else f"{self.name}.safetensors"
-
-    @property
-    def non_commercial(self) -> bool:
-        return bool(NON_COMMERCIAL.search(self.license.lower()))
-
-    @property
-    def num_classes(self) -> int:
-        from .classes import class_names
-        return len(class_names(self.classes))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.update(name=self.name, aliases=list(self.aliases), num_classes=self.num_classes,
-                 non_commercial=self.non_commercial)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "WeightSet":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "aliases" else v) for k, v in d.items() if k in known})
-
-
 _ENTRY_ONLY = {"arch", "tag", "file", "url", "sha256", "top1", "top5", "aliases", "default", "resize", "crop",
-               "interpolation", "mean", "std", "classes", "eval_data", "notes", "model_args"}
+               "interpolation", "mean", "std", "test_size", "test_resize", "classes", "eval_data", "notes", "model_args"}
 
 
 def _expand(group: dict[str, Any], entry: dict[str, Any]) -> WeightSet:
@@ -84,7 +31,9 @@ def _expand(group: dict[str, Any], entry: dict[str, Any]) -> WeightSet:
     if unknown:
         raise ValueError(f"weights.yaml: unknown entry fields {sorted(unknown)} in {entry}")
     pre = dict(group.get("preprocess", {}))
-    pre.update({k: entry[k] for k in ("resize", "crop", "interpolation", "mean", "std") if k in entry})
+    pre.update({k: entry[k] for k in ("resize", "crop", "interpolation", "mean", "std", "test_size", "test_resize")
+                if k in entry})
+    pre["test_input_size"] = pre.pop("test_size", 0)
     pre["mean"] = list(IMAGENET_MEAN) if pre.get("mean") == "imagenet" else pre.get("mean")
     pre["std"] = list(IMAGENET_STD) if pre.get("std") == "imagenet" else pre.get("std")
     url = entry.get("url") or (group["url_base"] + entry["file"] if "file" in entry else "")
@@ -103,12 +52,7 @@ def _expand(group: dict[str, Any], entry: dict[str, Any]) -> WeightSet:
 @functools.lru_cache(maxsize=1)
 def _builtin() -> tuple[WeightSet, ...]:
     data = yaml.safe_load(resources.files("reslab.hub").joinpath("weights.yaml").read_text())
-    return tuple(_expand(g, e) for g in data["groups"] for e in g["entries"]) + tuple(_shipped())
-
-
-def _shipped() -> list[WeightSet]:
-    from .shipped import shipped_weight_sets
-    return shipped_weight_sets()
+    return tuple(_expand(g, e) for g in data["groups"] for e in g["entries"]) + tuple(shipped_weight_sets())
 
 
 _EXTRA: list[WeightSet] = []
@@ -148,6 +92,18 @@ def default_weights(arch: str) -> WeightSet:
     return chosen[0]
 
 
+def torchvision_default(spec: str, arch: str | None) -> WeightSet:
+    """torchvision's `DEFAULT` weights of `arch`: its newest IMAGENET1K_Vn set."""
+    if arch is None:
+        raise ReslabError(f"weights {spec!r}: torchvision's DEFAULT depends on the architecture: pass --model NAME "
+                          f"(create_model(NAME, weights={spec!r}))")
+    versions = [(int(a.rsplit("_V", 1)[1]), w) for w in list_weights(arch) if w.source == "torchvision"
+                for a in w.aliases if re.fullmatch(r"torchvision:IMAGENET1K_V\d+", a)]
+    if not versions:
+        raise ReslabError(f"torchvision publishes no weights for {arch}; `reslab weights {arch}` lists what there is")
+    return max(versions, key=lambda v: v[0])[1]
+
+
 def split_name(spec: str) -> tuple[str, str] | None:
     """"resnet50.a1_in1k" -> ("resnet50", "a1_in1k") when the part before the dot is an architecture."""
     from ..models.registry import PRESETS
@@ -174,6 +130,8 @@ def find_weights(spec: str, arch: str | None = None) -> WeightSet | None:
         return None
     name = spec.split(".")[-1] if spec.startswith(("ResNet", "ResNeXt", "Wide_")) and "_Weights." in spec else spec
     name = f"torchvision:{name}" if re.fullmatch(r"IMAGENET1K_V\d", name) else name
+    if name in ("DEFAULT", "torchvision:DEFAULT"):
+        return torchvision_default(spec, arch)
     candidates = [w for w in sets if arch in (None, w.arch) and (name in w.aliases or name == w.tag)]
     if arch is None and len({w.arch for w in candidates}) > 1:
         raise ReslabError(f"weights {spec!r} exist for several architectures ({', '.join(sorted({w.arch for w in candidates}))}): "

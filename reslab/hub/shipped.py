@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from .registry import WeightSet
+from .weight_set import WeightSet
 
 
 def shipped_weight_sets() -> list[WeightSet]:

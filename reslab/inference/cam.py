@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..data.preprocessing import center_crop
 from ..errors import ReslabError
 from ..models.resnet import ResNet
 
@@ -91,6 +92,7 @@ def write_cams(im, paths: list[Path], out_dir: str | Path, top_k: int = 3, stage
     model = im.model.to(dev).eval()
     k = min(top_k, len(im.classes))
     written = []
+    names = unique_names(paths, ".cam.png")
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         images = im.load(chunk)
@@ -100,16 +102,28 @@ def write_cams(im, paths: list[Path], out_dir: str | Path, top_k: int = 3, stage
         p, top = probs.topk(k, dim=1)
         maps = class_activation_maps(model, x, top) if stage is None else grad_cam(model, x, top, stage)
         shown = images.float() / 255 if images.shape[1] == 3 else (images.float() / 255).expand(-1, 3, -1, -1)
-        shown = _centre(shown, x.shape[-1])
+        shown = center_crop(shown, x.shape[-1])
         kind = "CAM" if stage is None else f"Grad-CAM, stage {stage}"
-        for f, img, cams, ps, ids in zip(chunk, shown, maps.cpu(), p.tolist(), top.tolist()):
+        for j, (f, img, cams, ps, ids) in enumerate(zip(chunk, shown, maps.cpu(), p.tolist(), top.tolist())):
             labels = [f"{im.classes[i]} {100 * q:.1f}%" for q, i in zip(ps, ids)]
-            written.append(save_cam_figure(Path(out_dir) / f"{Path(f).stem}.cam.png", img, cams, labels,
+            written.append(save_cam_figure(Path(out_dir) / names[start + j], img, cams, labels,
                                            f"{Path(f).name} ({kind})"))
     return written
 
 
-def _centre(images: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = images.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return images[..., top:top + size, left:left + size]
+def unique_names(paths: list[Path], suffix: str) -> list[str]:
+    """One output name per input: the file's stem, with as many parent folders as it takes to tell
+    same-named files apart (a/x.jpg, b/x.jpg -> a_x, b_x), so no output is written over another."""
+    parts = [Path(p).resolve().with_suffix("").parts for p in paths]
+    depth = 1
+    while True:
+        names = ["_".join(q[-depth:]) for q in parts]
+        if len(set(names)) == len(names) or depth >= max(len(q) for q in parts):
+            break
+        depth += 1
+    counts: dict[str, int] = {}
+    out = []
+    for n in names:  # the very same file given twice: numbered
+        counts[n] = counts.get(n, 0) + 1
+        out.append(n + (f"-{counts[n]}" if counts[n] > 1 else "") + suffix)
+    return out

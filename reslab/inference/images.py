@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.decode import load_resized, load_square
+from ..data.preprocessing import InputConfig, eval_image
 from ..data.folder import IMAGE_EXTENSIONS
 from ..errors import ReslabError
 
@@ -31,15 +31,12 @@ def list_images(*targets: str | os.PathLike) -> list[Path]:
 
 
 def load_images(paths: list[Path], size: int, in_chans: int = 3, crop: int | None = None,
-                interpolation: str = "bilinear") -> torch.Tensor:
-    """uint8 N x in_chans x S x S: shorter side resized to `size`, then the centre crop (`crop`, with
-    torchvision's exact arithmetic; else the centre square, as the decode cache of training).
-    Grayscale models get the luminance; a bad file is a one-line error."""
-    if crop is None:
-        images = [load_square(p, size, interpolation) for p in paths]
-    else:
-        images = [load_resized(p, size, crop, interpolation) for p in paths]
-    return to_channels(torch.stack(images), in_chans)
+                interpolation: str = "bilinear", exif: bool = False) -> torch.Tensor:
+    """uint8 N x in_chans x S x S: the shorter side resized to `size`, then the centre crop (`crop`, else
+    the centre square), torchvision's arithmetic. Grayscale models get the luminance; a bad file is a
+    one-line error. exif=True turns photos upright by their EXIF orientation tag first."""
+    cfg = InputConfig(crop or size, size, interpolation)
+    return to_channels(torch.stack([eval_image(p, cfg, exif) for p in paths]), in_chans)
 
 
 def to_channels(batch: torch.Tensor, in_chans: int) -> torch.Tensor:

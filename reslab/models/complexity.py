@@ -33,6 +33,7 @@ _T1 = "He et al. 2015, Table 1 (FLOPs = multiply-adds)"
 _TV = "torchvision model card"  # weights meta: num_params and _ops (GFLOPS, counted as multiply-adds)
 _PRE = "He et al. 2016, Table 3 (without BN parameters)"
 _WRN = "Zagoruyko & Komodakis 2016, Table 4"
+_TIMM = "timm 1.0.31, timm.create_model(name)"  # its parameter counts (timm publishes no exact multiply-adds)
 
 # CIFAR nets: the 2015 paper publishes parameters only (no multiply-adds). ImageNet nets: exact
 # parameter counts and multiply-adds from torchvision's weight metadata (stride on the 3x3, as its
@@ -52,6 +53,13 @@ REFERENCES: dict[str, Reference] = {
     "resnext50_32x4d": Reference("25,028,904", _TV, "4.23G", _TV),
     "resnext101_32x8d": Reference("88,791,336", _TV, "16.414G", _TV),
     "resnext101_64x4d": Reference("83,455,272", _TV, "15.46G", _TV),
+    # Bag of Tricks (ResNet-C/D) and anti-aliased nets: the same architectures as timm's, key for key.
+    **{name: Reference(count, _TIMM) for name, count in {
+        "resnet26": "15,995,176", "resnet50c": "25,576,264", "resnet101c": "44,568,392", "resnet152c": "60,212,040",
+        "resnet18d": "11,708,744", "resnet26d": "16,014,408", "resnet34d": "21,816,904", "resnet50d": "25,576,264",
+        "resnet101d": "44,568,392", "resnet152d": "60,212,040", "resnet200d": "64,693,064",
+        "resnetblur18": "11,689,512", "resnetblur50": "25,557,032", "resnetblur50d": "25,576,264",
+        "resnetaa50": "25,557,032", "resnetaa50d": "25,576,264"}.items()},
 }
 
 # Extra rows of the report: the 2015 paper's stride placement for the deep bottleneck nets.

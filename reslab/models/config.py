@@ -12,6 +12,8 @@ BLOCKS = ("basic", "bottleneck")
 SHORTCUTS = ("A", "B", "C")
 STRIDE_ON = ("3x3", "1x1")
 UNITS = ("auto", "original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact")
+STEM_TYPES = ("", "deep", "deep_tiered")
+AA = ("", "blur", "avg")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,12 @@ class ResNetConfig:
     groups, base_width: grouped bottleneck (ResNeXt 32x4d) and bottleneck width (wide_resnet50_2: 128).
     dilate:    per stage after the first, replace its stride with dilation (torchvision's
                replace_stride_with_dilation; segmentation backbones); () dilates nothing.
+    stem_type: ImageNet stem: "" (one 7x7/2 conv), "deep" (three 3x3 convs of widths stem_width/2,
+               stem_width/2, stem_width: ResNet-C, He T. et al. 2019) or "deep_tiered" (3/8, 1/2, 1 of it;
+               timm's ResNet-T).
+    avg_down:  projection shortcuts average-pool 2x2 before a stride-1 1x1 conv (ResNet-D).
+    aa:        anti-aliased downsampling: "blur" (BlurPool, Zhang 2019) or "avg" (2x2 average) takes over
+               each stride of the blocks and of the stem's max-pool, as timm's aa_layer; "" none.
     """
 
     stem: str = "imagenet"
@@ -49,6 +57,9 @@ class ResNetConfig:
     drop_rate: float = 0.0
     unit: str = "auto"  # residual-unit variant of the 2016 paper's Table 2; auto: full_preact if preact else original
     dilate: tuple[bool, ...] = ()
+    stem_type: str = ""
+    avg_down: bool = False
+    aa: str = ""
 
     def __post_init__(self) -> None:
         _check_choice("stem", self.stem, STEMS)
@@ -56,6 +67,8 @@ class ResNetConfig:
         _check_choice("shortcut", self.shortcut, SHORTCUTS)
         _check_choice("stride_on", self.stride_on, STRIDE_ON)
         _check_choice("unit", self.unit, UNITS)
+        _check_choice("stem_type", self.stem_type, STEM_TYPES)
+        _check_choice("aa", self.aa, AA)
         if self.unit not in ("auto", "original", "full_preact") and self.preact:
             raise ReslabError(f"unit={self.unit!r} is a variant of the original unit; use it with preact=False")
         if len(self.layers) != len(self.widths) or not self.layers:
@@ -85,6 +98,22 @@ class ResNetConfig:
             raise ReslabError("drop_path_rate (stochastic depth) needs residual blocks: a plain net has no branch to drop")
         if not self.residual and self.zero_init_residual:
             raise ReslabError("zero_init_residual would zero every layer's output in a plain net; use it with residual=True")
+        self._check_bag_of_tricks()
+
+    def _check_bag_of_tricks(self) -> None:
+        """The deep stem, average-pool shortcuts and anti-aliasing: refuse what they cannot mean."""
+        if self.stem_type and self.stem != "imagenet":
+            raise ReslabError(f"stem_type={self.stem_type!r} replaces the ImageNet 7x7 stem; the CIFAR stem is one 3x3 conv already")
+        if self.stem_type and self.stem_width % (8 if self.stem_type == "deep_tiered" else 2):
+            raise ReslabError(f"stem_type={self.stem_type!r} needs stem_width divisible by "
+                              f"{8 if self.stem_type == 'deep_tiered' else 2}, got {self.stem_width}")
+        if self.avg_down and self.residual and self.shortcut == "A":
+            raise ReslabError("avg_down pools before a projection; shortcut 'A' has none: use shortcut 'B' or 'C'")
+        if self.aa and self.resolved_unit != "original":
+            what = "pre-activation units (preact=True)" if self.preact else f"unit={self.unit!r}"
+            raise ReslabError(f"aa={self.aa!r} is placed as timm places it in post-activation units, not in {what}")
+        if self.aa and self.stride_on != "3x3":
+            raise ReslabError(f"aa={self.aa!r} takes over the stride of the 3x3 convolution; use it with stride_on='3x3'")
 
     @property
     def resolved_unit(self) -> str:
@@ -141,4 +170,4 @@ class ResNetConfig:
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ReslabError(f"{name}={value!r} is not valid; choose one of {', '.join(choices)}")
+        raise ReslabError(f"{name}={value!r} is not valid; choose one of {', '.join(c or repr(c) for c in choices)}")

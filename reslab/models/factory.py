@@ -1,4 +1,5 @@
-"""Public constructors: create_model(name, ...), load_model(path), create_backbone(name, ...)."""
+"""Constructors that need no weights registry: build_model(name, ...), model_from_checkpoint(ckpt), load_model(path),
+Backbone(model). The public create_model / create_backbone (weights by name) are in reslab/api.py, above the hub."""
 from __future__ import annotations
 
 import os
@@ -15,43 +16,13 @@ from .resnet import ResNet
 from .weights import Checkpoint, load_into, read_checkpoint
 
 
-def create_model(name: str, num_classes: int | None = None, weights: str | os.PathLike | None = None,
-                 pretrained: bool = False, **overrides: Any) -> ResNet:
-    """Build preset `name` (see list_models()), optionally with pretrained weights.
-
-    Any ResNetConfig field can be overridden (shortcut="B", preact=True, residual=False, depth=74,
-    width=2, in_chans=1, drop_path_rate=0.1, output_stride=16, ...). `weights` is a file (reslab
-    safetensors, torchvision/timm .pth/.safetensors, community CIFAR .th) or a pretrained set's name
-    ("tv2", "torchvision:IMAGENET1K_V2", "resnet50.a1_in1k", "hf-hub:timm/resnet50.a1_in1k",
-    "akamaster"; `reslab weights` lists them). pretrained=True loads the architecture's default set;
-    timm's "resnet50.a1_in1k" as the name does the same for that set. If num_classes is given and
-    differs from the weights', the classifier is re-initialised.
-    """
-    from ..hub.registry import default_weights, split_name
-    if split_name(name) and (pretrained or weights is None):  # timm style: create_model("resnet50.a1_in1k", pretrained=True)
-        name, weights = split_name(name)[0], name if pretrained else None
-    elif pretrained and weights is None:
-        weights = default_weights(name).name
-    opened = None
-    if weights is not None:
-        from ..hub.open import open_checkpoint
-        opened = open_checkpoint(weights, model=_arch_of(name))
-        overrides = {**opened.checkpoint.model_args, **overrides}  # e.g. shortcut B for chenyaofo's nets
+def build_model(name: str, num_classes: int | None = None, **overrides: Any) -> ResNet:
+    """Preset `name` (see list_models()) with random weights. Any ResNetConfig field can be overridden
+    (shortcut="B", preact=True, residual=False, depth=74, width=2, in_chans=1, drop_path_rate=0.1,
+    output_stride=16, ...). Weights by name or file: `reslab.create_model` (one level up, where the hub is)."""
     if num_classes is not None:
         overrides["num_classes"] = num_classes
-    elif opened is not None and opened.checkpoint.state_dict.get("fc.weight") is not None:
-        overrides["num_classes"] = int(opened.checkpoint.state_dict["fc.weight"].shape[0])
-    model = ResNet(model_config(name, **overrides))
-    if opened is not None:
-        load_into(model, opened.checkpoint, new_head=num_classes is not None,
-                  adapt_in_chans="in_chans" in overrides, name=name)
-    return model
-
-
-def _arch_of(name: str) -> str | None:
-    """The architecture a registry name must match: only for presets (custom depths have no sets)."""
-    from .registry import PRESETS
-    return name if name in PRESETS else None
+    return ResNet(model_config(name, **overrides))
 
 
 def model_from_checkpoint(ckpt: Checkpoint, model: str | None = None, source: str = "checkpoint") -> ResNet:
@@ -99,13 +70,3 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model.forward_stages(x, self.out_indices)
-
-
-def create_backbone(name: str, out_indices: Sequence[int] = (1, 2, 3, 4), weights: str | os.PathLike | None = None,
-                    **overrides: Any) -> Backbone:
-    """Multi-scale feature extractor: `.channels` and `.strides` describe each returned map.
-
-    output_stride=16 or 8 (ImageNet nets) dilates the last stages instead of striding them, for
-    segmentation (DeepLab); the weights are the same, so pretrained checkpoints load unchanged."""
-    model = create_model(name, weights=weights, **overrides)
-    return Backbone(model, out_indices)

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pooling import avg_down_pool
+
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, groups=groups, dilation=dilation, bias=False)
@@ -41,21 +43,27 @@ class ShortcutA(nn.Module):
         return f"stride={self.stride}, pad=({self.pad_before}, {self.pad_after})"
 
 
-def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int, preact: bool) -> nn.Module | None:
+def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int, preact: bool, avg_down: bool = False,
+                  dilated: bool = False) -> nn.Module | None:
     """The shortcut of one block, or None for a plain identity.
 
     "A": identity, or ShortcutA where the shape changes. "B": projection where the shape changes.
     "C": projection on every block. A projection is 1x1 conv + BN (torchvision's `downsample.0/1`);
     in pre-activation nets it is the 1x1 conv alone, applied to the pre-activated input (2016 paper).
+    avg_down (ResNet-D): a parameter-free pool, then the 1x1 conv at stride 1 (timm's `downsample.0/1/2`),
+    so the projection sees every input position instead of one in four. `dilated`: this block's stride
+    was replaced by dilation (the pool then keeps the resolution, as timm's).
     """
     changes = stride != 1 or in_ch != out_ch
     if kind == "A":
         return ShortcutA(in_ch, out_ch, stride) if changes else None
     if kind == "B" and not changes:
         return None
-    if preact:
-        return nn.Sequential(conv1x1(in_ch, out_ch, stride))
-    return nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
+    if avg_down:
+        layers = [avg_down_pool(stride, dilated), conv1x1(in_ch, out_ch)]
+    else:
+        layers = [conv1x1(in_ch, out_ch, stride)]
+    return nn.Sequential(*layers) if preact else nn.Sequential(*layers, nn.BatchNorm2d(out_ch))
 
 
 def is_projection(shortcut: nn.Module | None) -> bool:

@@ -13,11 +13,29 @@ from typing import Any
 from ..errors import ReslabError, choices_hint
 from .config import ResNetConfig
 
-# ImageNet depths of the 2015 paper's Table 1 (+ ResNet-200 of the 2016 paper).
+# ImageNet depths of the 2015 paper's Table 1 (+ ResNet-200 of the 2016 paper, + timm's ResNet-26).
 IMAGENET_LAYERS: dict[int, tuple[str, tuple[int, ...]]] = {
-    18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3)), 200: ("bottleneck", (3, 24, 36, 3)),
+    18: ("basic", (2, 2, 2, 2)), 26: ("bottleneck", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
 }
+PAPER_DEPTHS = (18, 34, 50, 101, 152, 200)  # with plain and pre-activation twins
+
+# He T. et al. 2019 ("Bag of Tricks"), with timm's names: ResNet-B (stride on the 3x3) is every preset's
+# default; C adds the deep 3x3 stem, D also the average-pool shortcut. Anti-aliased nets (Zhang 2019) as
+# timm's resnetblur* (BlurPool) and resnetaa* (2x2 average). (name, depth, fields)
+_C = {"stem_type": "deep"}
+_D = {"stem_type": "deep", "avg_down": True}
+_TRICKS = "He T. et al. 2019 (Bag of Tricks), timm"
+_AA = "Zhang 2019 (anti-aliased), timm"
+BAG_OF_TRICKS: list[tuple[str, int, dict[str, Any], str]] = [
+    ("resnet26", 26, {}, "timm (2-2-2-2 bottlenecks)"),
+    *[(f"resnet{d}c", d, _C, _TRICKS) for d in (50, 101, 152)],
+    *[(f"resnet{d}d", d, _D, _TRICKS) for d in (18, 26, 34, 50, 101, 152, 200)],
+    ("resnetblur18", 18, {"aa": "blur"}, _AA), ("resnetblur50", 50, {"aa": "blur"}, _AA),
+    ("resnetblur50d", 50, {**_D, "aa": "blur"}, _AA),
+    ("resnetaa50", 50, {"aa": "avg"}, _AA), ("resnetaa50d", 50, {**_D, "aa": "avg"}, _AA),
+]
 
 
 @dataclass(frozen=True)
@@ -31,8 +49,9 @@ class Family:
     def layers_for(self, depth: int, block: str) -> tuple[int, ...]:
         if self.base["stem"] == "imagenet":
             if depth not in IMAGENET_LAYERS:
+                others = [d for d in IMAGENET_LAYERS if d not in PAPER_DEPTHS]
                 raise ReslabError(f"{self.name}: depth {depth} is not an ImageNet ResNet depth; "
-                                  f"valid: {', '.join(map(str, IMAGENET_LAYERS))}")
+                                  f"valid: {', '.join(map(str, PAPER_DEPTHS))} (and timm's {', '.join(map(str, others))})")
             return IMAGENET_LAYERS[depth][1]
         per = 3 * (3 if block == "bottleneck" else 2)
         if depth < self.depth_offset + per or (depth - self.depth_offset) % per:
@@ -92,7 +111,7 @@ def build_config(family_name: str, depth: int, fields: dict[str, Any]) -> ResNet
 
 def _presets() -> dict[str, Preset]:
     p: list[Preset] = []
-    for d in IMAGENET_LAYERS:
+    for d in PAPER_DEPTHS:
         p += [Preset(f"resnet{d}", "imagenet_resnet", d, paper="He et al. 2015, Table 1"),
               Preset(f"plain{d}", "imagenet_plain", d, paper="He et al. 2015, plain baseline"),
               Preset(f"preact_resnet{d}", "imagenet_preact_resnet", d, paper="He et al. 2016")]
@@ -110,12 +129,14 @@ def _presets() -> dict[str, Preset]:
           Preset("resnext50_32x4d", "imagenet_resnet", 50, {"groups": 32, "base_width": 4}, paper="Xie et al. 2017"),
           Preset("resnext101_32x8d", "imagenet_resnet", 101, {"groups": 32, "base_width": 8}, paper="Xie et al. 2017"),
           Preset("resnext101_64x4d", "imagenet_resnet", 101, {"groups": 64, "base_width": 4}, paper="Xie et al. 2017")]
+    p += [Preset(name, "imagenet_resnet", depth, dict(fields), paper=paper) for name, depth, fields, paper in BAG_OF_TRICKS]
     return {x.name: x for x in p}
 
 
 PRESETS: dict[str, Preset] = _presets()
 
-# Names with a depth that is not a preset ("resnet74", "plain26", "preact_resnet47") build the CIFAR family.
+# Names with a depth that is not a preset ("resnet74", "plain26", "preact_resnet47") build the CIFAR family
+# ("resnet26" is timm's ImageNet bottleneck net; the CIFAR one is create_model("resnet20", depth=26)).
 _PATTERN = re.compile(r"^(resnet|plain|preact_resnet)(\d+)$")
 _PATTERN_FAMILY = {"resnet": "cifar_resnet", "plain": "cifar_plain", "preact_resnet": "cifar_preact_resnet"}
 

@@ -18,12 +18,17 @@ from torch.utils.checkpoint import checkpoint
 from ..errors import ReslabError
 from .blocks import block_class
 from .config import ResNetConfig
+from .pooling import stem_pool
 
 
 class ResNet(nn.Module):
+    __jit_ignored_attributes__ = ["pretrained_cfg"]  # plain Python metadata, not part of the scripted graph
+
     def __init__(self, cfg: ResNetConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.pretrained_cfg = {}  # timm's attribute: how the weights expect their input ({}: random init);
+        # set by reslab.create_model / load_model and training runs (reslab/api.py), read by timm's resolve_data_config
         self.grad_checkpointing = False
         self._eval_always: list[nn.Module] = []  # frozen parts: kept in eval mode by train()
         self._build_stem(cfg)
@@ -42,7 +47,8 @@ class ResNet(nn.Module):
                 dp = cfg.drop_path_rate * index / max(total - 1, 1)
                 blocks.append(unit(in_ch, planes, stride if b == 0 else 1, cfg.shortcut, cfg.residual, dp,
                                    cfg.groups, cfg.base_width, cfg.stride_on, dilation=dilation,
-                                   first_dilation=first_dilation if b == 0 else dilation))
+                                   first_dilation=first_dilation if b == 0 else dilation,
+                                   avg_down=cfg.avg_down, aa=cfg.aa))
                 in_ch = planes * cfg.expansion
                 index += 1
             name = f"layer{s + 1}"
@@ -61,8 +67,9 @@ class ResNet(nn.Module):
     # ----------------------------------------------------------------------------- construction
     def _build_stem(self, cfg: ResNetConfig) -> None:
         if cfg.stem == "imagenet":
-            self.conv1 = nn.Conv2d(cfg.in_chans, cfg.stem_width, 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.conv1 = deep_stem(cfg) if cfg.stem_type else nn.Conv2d(cfg.in_chans, cfg.stem_width, 7, stride=2,
+                                                                           padding=3, bias=False)
+            self.maxpool = stem_pool(cfg.aa, cfg.stem_width)
             self._stem_reduction = 2  # conv1; the max-pool belongs to stage 1's reduction
         else:
             self.conv1 = nn.Conv2d(cfg.in_chans, cfg.stem_width, 3, stride=1, padding=1, bias=False)
@@ -111,6 +118,7 @@ class ResNet(nn.Module):
 
     # ----------------------------------------------------------------------------- fine-tuning
     def stem_modules(self) -> list[nn.Module]:
+        """The stem's layers with weights (a deep stem's inner BNs are inside conv1)."""
         return [m for m in (self.conv1, self.bn1) if m is not None]
 
     def freeze(self, stages: int = 0, bn_stats: bool = False) -> "ResNet":
@@ -200,6 +208,17 @@ class ResNet(nn.Module):
     @torch.jit.unused
     def _forward_checkpointed(self, x: torch.Tensor) -> torch.Tensor:
         return _checkpointed(self.blocks(), x)
+
+
+def deep_stem(cfg: ResNetConfig) -> nn.Sequential:
+    """ResNet-C's stem (He T. et al. 2019): three 3x3 convs, the first strided, BN-ReLU between them; the
+    last conv's BN-ReLU is bn1/relu. Indices as timm's (conv1.0 / .1 / .3 / .4 / .6) so its weights load."""
+    half = cfg.stem_width // 2
+    first = 3 * (half // 4) if cfg.stem_type == "deep_tiered" else half
+    return nn.Sequential(
+        nn.Conv2d(cfg.in_chans, first, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(first), nn.ReLU(inplace=True),
+        nn.Conv2d(first, half, 3, stride=1, padding=1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
+        nn.Conv2d(half, cfg.stem_width, 3, stride=1, padding=1, bias=False))
 
 
 def _replace(cfg: ResNetConfig, **changes) -> ResNetConfig:

@@ -14,16 +14,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import _Unit
+from .blocks import _post_activation_only, _Unit
 from .layers import bottleneck_strides, bottleneck_width, conv1x1, conv3x3
 
 
 class VariantUnit(_Unit):
     def __init__(self, in_ch: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True,
                  drop_path: float = 0.0, groups: int = 1, base_width: int = 64, stride_on: str = "3x3",
-                 dilation: int = 1, first_dilation: int | None = None, unit: str = "bn_after_add",
-                 bottleneck: bool = False) -> None:
+                 dilation: int = 1, first_dilation: int | None = None, avg_down: bool = False, aa: str = "",
+                 unit: str = "bn_after_add", bottleneck: bool = False) -> None:
         super().__init__()
+        _post_activation_only(f"unit {unit!r}", aa)
         self.unit = unit
         self.relu_first = unit == "relu_preact"
         self.relu_before_add = unit == "relu_before_add"
@@ -45,7 +46,7 @@ class VariantUnit(_Unit):
             self.add_module("bn3", None)
         self.bn_out = nn.BatchNorm2d(out_ch) if unit == "bn_after_add" else None
         self.relu = nn.ReLU(inplace=False)
-        self._init_shortcut(shortcut, in_ch, out_ch, stride, residual, drop_path, preact=False)
+        self._init_shortcut(shortcut, in_ch, out_ch, stride, residual, drop_path, False, avg_down, first != dilation)
 
     def zero_init_last(self) -> None:
         last = 3 if self.conv3 is not None else 2

@@ -199,9 +199,10 @@ def load_into(model: nn.Module, ckpt: Checkpoint, *, new_head: bool = False, ada
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if adapt_in_chans and "conv1.weight" in wrong:
-        state["conv1.weight"] = _adapt_input_conv(state["conv1.weight"], own["conv1.weight"].shape[1])
-        wrong.remove("conv1.weight")
+    first_conv = "conv1.0.weight" if "conv1.0.weight" in own else "conv1.weight"  # a deep stem's first conv
+    if adapt_in_chans and first_conv in wrong:
+        state[first_conv] = _adapt_input_conv(state[first_conv], own[first_conv].shape[1])
+        wrong.remove(first_conv)
     if new_head and any(k.startswith("fc.") for k in wrong + missing + unexpected):
         if any(k.startswith("fc.") for k in wrong):
             log.info("the checkpoint's classifier has another shape: the model keeps its freshly initialised head")
@@ -211,15 +212,26 @@ def load_into(model: nn.Module, ckpt: Checkpoint, *, new_head: bool = False, ada
         missing = [k for k in missing if not k.startswith("fc.")]
         unexpected = [k for k in unexpected if not k.startswith("fc.")]
     if missing or unexpected or wrong:
-        from .layouts import recognise_foreign_layout
-        foreign = recognise_foreign_layout(state)
-        if foreign:
-            raise ReslabError(f"weights ({ckpt.source}) are {foreign}: not the torchvision ResNet layout reslab builds, "
-                              f"so they cannot load into {name}")
+        _refuse_other_layout(model, state, ckpt.source, name)
         raise ReslabError(f"weights ({ckpt.source}) do not fit {name}: " + describe_mismatch(missing, unexpected, wrong, state, own))
     with torch.no_grad():
         for k, v in state.items():
             own[k].copy_(v.to(own[k].dtype))
+
+
+def _refuse_other_layout(model: nn.Module, state: dict[str, torch.Tensor], source: str, name: str) -> None:
+    """One line for weights of another ResNet layout: what they are, and which preset or options fit them."""
+    from .layouts import describe_variant, layout_name, recognise_foreign_layout, stem_and_shortcut, suggest_model
+    foreign = recognise_foreign_layout(state)
+    if foreign:
+        raise ReslabError(f"weights ({source}) are {foreign}: not the torchvision ResNet layout reslab builds, "
+                          f"so they cannot load into {name}")
+    cfg = getattr(model, "cfg", None)
+    theirs = stem_and_shortcut(state)
+    mine = {"stem_type": getattr(cfg, "stem_type", ""), "avg_down": getattr(cfg, "avg_down", False)}
+    if {k: bool(v) for k, v in theirs.items()} != {k: bool(v) for k, v in mine.items()}:
+        raise ReslabError(f"weights ({source}) are {describe_variant(theirs)}: not {layout_name(mine)} {name} has; "
+                          f"{suggest_model(state, cfg)}")
 
 
 def describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str],

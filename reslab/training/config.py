@@ -20,7 +20,11 @@ from ..errors import ReslabError, choices_hint
 class DataConfig:
     source: str = "digits"          # digits | cifar10[:DIR] | cifar100[:DIR] | image folder | tar archive(s)
     augment: str = "auto"           # auto | cifar | scale | rrc | none
-    crop: int = 0                   # network input size; 0: the cached image size (CIFAR 32, folders as cached)
+    crop: int = 0                   # network input size; 0: the image size (square path), 224 (whole images)
+    crop_pct: float = 0.0           # evaluation: resize the shorter side to crop / crop_pct, then the centre crop;
+                                    # 0: 0.875 (torchvision's 256->224) when training crops at random scales
+                                    # (rrc, scale), else no resize (CIFAR's pad-and-crop, none)
+    interpolation: str = "bilinear"  # bilinear | bicubic | nearest: every resize (Pillow's filters)
     cache_size: int = 0             # decode size for image folders (shorter side + centre crop); 0: native
     val_split: int = 0              # hold this many training images out for validation (paper: 5000)
     train_subset: int = 0           # use only this many training images (fixed by data.seed); 0: all
@@ -37,11 +41,23 @@ class DataConfig:
     cache_dir: str = ""             # default: $RESLAB_CACHE or ~/.cache/reslab
     seed: int = 0                   # picks the val_split images and the subsets; apart from run.seed, so that
                                     # runs repeated over seeds share one split (the papers' protocol)
+    mixup: float = 0.0              # mixup Beta alpha (timm: 0.8); 0: off. Mixing acts in the training step
+    cutmix: float = 0.0             # CutMix Beta alpha (timm: 1.0); 0: off
+    mix_prob: float = 1.0           # probability that a batch is mixed (one lambda per batch, timm's default)
+    mix_switch_prob: float = 0.5    # with mixup and CutMix both on: probability of CutMix for a batch
+    auto_augment: str = "none"      # none | trivial (TrivialAugmentWide) | randaugment, per sample on uint8 crops
+    randaugment_n: int = 2          # RandAugment: ops per sample
+    randaugment_m: int = 9          # RandAugment: magnitude bin, 0..30
+    random_erasing: float = 0.0     # probability of erasing a random box per sample (timm's rule)
+    erasing_mode: str = "pixel"     # pixel: per-pixel normal noise | const: 0 | rand: one normal value per channel
+    progressive: int = 0            # progressive resizing (FFCV): the start resolution; 0: off
+    progressive_start: int = 0      # epoch up to which `progressive` is used, then a ramp (multiples of 32)
+    progressive_end: int = 0        # epoch from which the full crop size is used
 
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"               # sgd
+    name: str = "sgd"               # sgd (momentum, nesterov) | adamw (decoupled decay; e.g. lr 1e-3, decay 0.05)
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = False
@@ -50,11 +66,13 @@ class OptimConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.0          # > 0: keep an exponential moving average of the weights
     grad_clip: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
+    eps: float = 1e-8               # adamw
 
 
 @dataclass
 class ScheduleConfig:
-    name: str = "multistep"         # multistep | cosine | constant
+    name: str = "multistep"         # multistep | cosine | constant | onecycle | flat_cos
     steps: int = 0                  # total iterations (wins over epochs when > 0)
     epochs: float = 0.0
     milestones: list[float] = field(default_factory=list)  # in `unit`s
@@ -64,6 +82,13 @@ class ScheduleConfig:
     warmup_lr: float = 0.01         # constant warm-up lr (the papers'); warmup_mode linear ramps instead
     warmup_mode: str = "constant"   # constant | linear
     min_lr: float = 0.0             # cosine floor
+    # onecycle: torch's OneCycleLR (from lr / div_factor up to lr over pct_start of the steps, then down to
+    # lr / div_factor / final_div_factor); flat_cos: fastai's fit_flat_cos (lr for flat_pct, then cosine to min_lr)
+    pct_start: float = 0.3          # onecycle
+    div_factor: float = 25.0        # onecycle
+    final_div_factor: float = 1e4   # onecycle
+    anneal: str = "cos"             # onecycle: cos | linear (OneCycleLR's anneal_strategy, both phases)
+    flat_pct: float = 0.72          # flat_cos
 
 
 @dataclass
@@ -115,12 +140,15 @@ class TrainConfig:
 
 SECTIONS = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "run": RunConfig, "finetune": FinetuneConfig}
 CHOICES = {
-    "data.augment": ("auto", "cifar", "scale", "rrc", "none"), "optim.name": ("sgd",),
-    "schedule.name": ("multistep", "cosine", "constant"), "schedule.unit": ("step", "epoch"),
+    "data.augment": ("auto", "cifar", "scale", "rrc", "none"), "optim.name": ("sgd", "adamw"),
+    "schedule.name": ("multistep", "cosine", "constant", "onecycle", "flat_cos"), "schedule.unit": ("step", "epoch"),
     "schedule.warmup_mode": ("constant", "linear"), "run.amp": ("auto", "off", "bf16", "fp16"),
     "run.channels_last": ("auto", "on", "off"),
     "run.compile": ("auto", "off", "default", "reduce-overhead", "max-autotune"),
     "finetune.norm": ("auto", "data"), "data.input": ("square", "whole"),
+    "data.interpolation": ("bilinear", "bicubic", "nearest"),
+    "data.auto_augment": ("none", "trivial", "randaugment"), "data.erasing_mode": ("pixel", "const", "rand"),
+    "schedule.anneal": ("cos", "linear"),
 }
 
 
@@ -139,16 +167,23 @@ def recipe_text(name: str) -> str:
 
 def build_config(recipe: str | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """defaults < recipe < overrides (flat dotted keys: {"optim.lr": 0.05, "model": "resnet56"})."""
-    values: dict[str, Any] = {}
+    if not recipe:
+        return from_flat(dict(overrides or {}))
+    return config_from_yaml(recipe_text(recipe), overrides, f"recipe {recipe}", recipe)
+
+
+def config_from_yaml(text: str, overrides: dict[str, Any] | None = None, what: str = "config",
+                     recipe: str = "") -> TrainConfig:
+    """A config from YAML text (a recipe, a run's config.yaml, a checkpoint's train_config), then `overrides`."""
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ReslabError(f"{what}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(loaded, dict):
+        raise ReslabError(f"{what}: expected a mapping at the top level")
+    loaded.pop("version", None)
+    values = _flatten(loaded)
     if recipe:
-        try:
-            loaded = yaml.safe_load(recipe_text(recipe)) or {}
-        except yaml.YAMLError as e:
-            raise ReslabError(f"recipe {recipe}: invalid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(loaded, dict):
-            raise ReslabError(f"recipe {recipe}: expected a mapping at the top level")
-        loaded.pop("version", None)
-        values = _flatten(loaded)
         values.setdefault("recipe", recipe)  # a saved run config keeps naming its original recipe
     values.update(overrides or {})
     return from_flat(values)
@@ -243,6 +278,7 @@ def validate(cfg: TrainConfig) -> None:
               ("run.eval_batch", cfg.run.eval_batch > 0, "must be > 0"),
               ("run.keep_ckpts", cfg.run.keep_ckpts >= 1, "must be >= 1"),
               ("data.crop", cfg.data.crop >= 0, "must be >= 0 (0: the image size)"),
+              ("data.crop_pct", 0 <= cfg.data.crop_pct <= 1, "must be in (0, 1] (0: the default rule)"),
               ("data.cache_size", cfg.data.cache_size >= 0, "must be >= 0 (0: native)"),
               ("data.workers", cfg.data.workers >= 0, "must be >= 0"),
               ("data.cache_shorter", cfg.data.cache_shorter >= 0, "must be >= 0 (0: no cache)"),
@@ -264,6 +300,34 @@ def validate(cfg: TrainConfig) -> None:
     w = cfg.schedule.warmup_steps
     if not (w == "auto" or (isinstance(w, int) and w >= 0)):
         raise ReslabError(f"schedule.warmup_steps={w!r} must be a number of steps >= 0 or 'auto'")
+    _validate_toolbox(cfg)
+
+
+def _validate_toolbox(cfg: TrainConfig) -> None:
+    """The modern-recipe fields: mixing, auto-augment, erasing, progressive resizing, adamw, onecycle/flat_cos."""
+    d, o, s = cfg.data, cfg.optim, cfg.schedule
+    checks = [("data.mixup", d.mixup >= 0, "must be >= 0 (0: off)"), ("data.cutmix", d.cutmix >= 0, "must be >= 0 (0: off)"),
+              ("data.mix_prob", 0 <= d.mix_prob <= 1, "must be in [0, 1]"),
+              ("data.mix_switch_prob", 0 <= d.mix_switch_prob <= 1, "must be in [0, 1]"),
+              ("data.randaugment_n", 0 <= d.randaugment_n <= 10, "must be in [0, 10]"),
+              ("data.randaugment_m", 0 <= d.randaugment_m <= 30, "must be in [0, 30] (torchvision's 31 bins)"),
+              ("data.random_erasing", 0 <= d.random_erasing <= 1, "must be in [0, 1]"),
+              ("data.progressive", d.progressive >= 0, "must be >= 0 (0: off)"),
+              ("data.progressive_start", d.progressive_start >= 0, "must be >= 0"),
+              ("data.progressive_end", not d.progressive or d.progressive_end > d.progressive_start,
+               f"must be > data.progressive_start ({d.progressive_start}) with data.progressive on"),
+              ("optim.eps", o.eps > 0, "must be > 0"),
+              ("optim.betas", len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "must be two numbers in [0, 1)"),
+              ("schedule.pct_start", 0 < s.pct_start < 1, "must be in (0, 1)"),
+              ("schedule.div_factor", s.div_factor > 0, "must be > 0"),
+              ("schedule.final_div_factor", s.final_div_factor > 0, "must be > 0"),
+              ("schedule.flat_pct", 0 <= s.flat_pct <= 1, "must be in [0, 1]"),
+              ("schedule.warmup_steps", s.name != "onecycle" or s.warmup_steps in (0, "auto"),
+               "but schedule.name onecycle warms up over schedule.pct_start: set schedule.warmup_steps 0")]
+    for key, ok, rule in checks:
+        if not ok:
+            section, _, name = key.rpartition(".")
+            raise ReslabError(f"{key}={getattr(getattr(cfg, section), name)!r} {rule}")
 
 
 def to_yaml(cfg: TrainConfig) -> str:

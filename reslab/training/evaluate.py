@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from ..data import transforms as T
-from ..data.loader import eval_batches
-from ..data.sources import Split
+from ..data.preprocessing import InputConfig
+from ..data.streaming import eval_batches
+from ..data.types import FileSplit, Split
 from . import distributed as dist
 
 
@@ -39,17 +40,19 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, num_classes: int, prepare, device: torch.device, batch_size: int = 512,
-             amp_dtype: torch.dtype | None = None, ten_crop_size: int = 0) -> EvalResult:
+def evaluate(model: nn.Module, split: Split | FileSplit, num_classes: int, prepare, device: torch.device,
+             batch_size: int = 512, amp_dtype: torch.dtype | None = None, ten_crop_size: int = 0,
+             cfg: InputConfig | None = None) -> EvalResult:
     """prepare: uint8 batch -> network input. With ten_crop_size, the logits of 10 crops are averaged
-    (prepare must then keep the full image: crops are cut here)."""
+    (prepare must then keep the full image: crops are cut here). Files (a FileSplit) are decoded batch by
+    batch through `cfg`'s evaluation transform."""
     was_training = model.training
     model.eval()
     rank, world = dist.rank(), dist.world_size()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     k = min(5, num_classes)
-    for x, y in eval_batches(split, batch_size, device, prepare, rank, world):
+    for x, y in eval_batches(split, batch_size, device, prepare, rank, world, cfg):
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             if ten_crop_size:
                 crops = T.ten_crop(x, ten_crop_size)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..models import ResNet, ResNetConfig, create_model
+from ..data.types import IMAGENET_MEAN, IMAGENET_STD
+from ..models import ResNet, ResNetConfig, build_model
 from ..models.weights import Checkpoint, load_into
 from .config import TrainConfig
 
@@ -45,7 +45,7 @@ def pretrained_model(cfg: TrainConfig, classes: list[str]) -> Pretrained:
         fields = {**ckpt.config, **cfg.model_args, "num_classes": n}
         model = ResNet(ResNetConfig.from_dict(fields))
     else:
-        model = create_model(cfg.model, num_classes=n, **{**ckpt.model_args, **cfg.model_args})
+        model = build_model(cfg.model, num_classes=n, **{**ckpt.model_args, **cfg.model_args})
     head = _head_decision(ckpt, classes)
     state = ckpt.state_dict if head == "kept" else {k: v for k, v in ckpt.state_dict.items() if not k.startswith("fc.")}
     load_into(model, Checkpoint(state, ckpt.source, ckpt.metadata), new_head=head != "kept",

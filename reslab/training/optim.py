@@ -22,8 +22,13 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: boo
 
 
 def make_optimizer(model: nn.Module, oc, backbone_lr: float = 1.0) -> torch.optim.Optimizer:
+    """optim.name: sgd (momentum, Nesterov) or adamw (decoupled weight decay); each parameter group keeps
+    its own weight decay (none on BN parameters and biases with decay_norm_and_bias false)."""
     groups = param_groups(model, oc.weight_decay, oc.decay_norm_and_bias, backbone_lr)
     # foreach kernels: one launch per group rather than per tensor
+    if getattr(oc, "name", "sgd") == "adamw":
+        return torch.optim.AdamW(groups, lr=oc.lr, betas=(float(oc.betas[0]), float(oc.betas[1])), eps=oc.eps,
+                                 foreach=True)
     return torch.optim.SGD(groups, lr=oc.lr, momentum=oc.momentum, nesterov=oc.nesterov and oc.momentum > 0,
                            foreach=True)
 

@@ -3,20 +3,28 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
 
 from ..utils.progress import fmt_time
 from ..utils.table import format_table
 from . import plots
-
-if TYPE_CHECKING:
-    from .evaluate import EvalResult
-    from .setup import Run
-    from .trainer import RunResult
+from .evaluate import EvalResult
+from .setup import Run, write_json
 
 
-def final_report(run: "Run", result: "RunResult", records: list[dict], last_eval: "EvalResult | None") -> None:
-    from .setup import write_json
+@dataclass
+class RunResult:
+    dir: Path
+    steps: int
+    final: dict[str, float]
+    best_err: float
+    wall_s: float
+    img_s: float
+    wall_s_total: float = 0.0  # across resumes: the time of every segment up to its last checkpoint, plus this one
+
+
+def final_report(run: Run, result: RunResult, records: list[dict], last_eval: EvalResult | None) -> None:
     summary = {"model": run.cfg.model, "data": run.data.name, "steps": result.steps, "wall_s": round(result.wall_s, 2),
                "wall_s_total": round(result.wall_s_total, 2),
                "train_img_s": round(result.img_s, 1), "best_top1_err": result.best_err, **result.final,
@@ -50,7 +58,7 @@ def whole_run_records(path, records: list[dict]) -> list[dict]:
     return sorted(latest.values(), key=lambda r: r["step"]) or records
 
 
-def peak_memory_mib(run: "Run") -> float:
+def peak_memory_mib(run: Run) -> float:
     """Peak memory of this process: CUDA allocations on GPU, the resident set on CPU."""
     import resource
 

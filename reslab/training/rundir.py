@@ -17,7 +17,8 @@ from ..errors import ReslabError
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
-# What a run writes into its folder before its first checkpoint (and nothing a user put there).
+MARKER = ".reslab-run"  # written by a run that claims a folder: proof that the outputs below are reslab's
+# What a run writes into its folder before its first checkpoint.
 RUN_OUTPUTS = ("metrics.jsonl", "tensorboard", "summary.json", "curves.png", "config.yaml")
 
 
@@ -42,9 +43,14 @@ class RunLock:
     """Held while a run writes into its folder; a second run on the same folder is refused."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = None
         self.path = directory / LOCK_NAME
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ReslabError(f"cannot write the run folder {directory}: {e.strerror or e} (choose a writable --out "
+                              f"or --name)") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -74,17 +80,27 @@ def run_name(model: str, data_name: str, given: str = "") -> str:
 
 
 def claim_new_run_dir(path: Path) -> RunLock:
-    """Lock `path` for a new run. A folder with checkpoints is refused (resume it instead); outputs
-    of an earlier run that died before its first checkpoint are removed, so nothing is appended to
-    them."""
+    """Lock `path` for a new run. A folder with checkpoints is refused (resume it instead). Outputs of an
+    earlier reslab run that died before its first checkpoint are removed, so nothing is appended to them;
+    files of those names that reslab did not write (no run marker) are never touched: the run is refused."""
     lock = RunLock(path)
-    if (path / "checkpoints").exists():
+    try:
+        if (path / "checkpoints").exists():
+            raise ReslabError(f"run folder {path} already has checkpoints: pass --resume {path} to continue it, "
+                              f"or choose another --name")
+        present = [n for n in RUN_OUTPUTS if (path / n).exists()]
+        if present and not (path / MARKER).is_file():
+            raise ReslabError(f"{path} holds {', '.join(present)}, which no reslab run wrote there: choose another "
+                              f"--name (reslab does not delete files it did not write)")
+        if present:
+            log.info("%s holds the outputs of a run that stopped before its first checkpoint: starting afresh", path)
+            for n in present:
+                shutil.rmtree(path / n) if (path / n).is_dir() else (path / n).unlink()
+        (path / MARKER).write_text("a reslab run folder: reslab may replace its own outputs here\n")
+    except OSError as e:
         lock.release()
-        raise ReslabError(f"run folder {path} already has checkpoints: pass --resume {path} to continue it, "
-                          f"or choose another --name")
-    stale = [path / n for n in RUN_OUTPUTS if (path / n).exists()]
-    if stale:
-        log.info("%s holds the outputs of a run that stopped before its first checkpoint: starting afresh", path)
-        for p in stale:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        raise ReslabError(f"cannot write the run folder {path}: {e.strerror or e}") from None
+    except BaseException:
+        lock.release()
+        raise
     return lock

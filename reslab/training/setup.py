@@ -13,12 +13,12 @@ from torch import nn
 
 from ..data.loader import DeviceLoader
 from ..data.pipeline import Pipeline, make_pipeline
-from ..data.sources import DataBundle, load_data
+from ..data.sources import load_data
 from ..data.streaming import StreamLoader, StreamSplit
-from ..data.shards import ShardLoader, ShardSplit
+from ..data.types import DataBundle
 from ..data.whole import WholeImageLoader, WholeSplit
 from ..errors import ReslabError
-from ..models import create_model
+from ..models import build_model
 from ..models.resnet import ResNet
 from ..utils.io import atomic_write
 from . import distributed as dist
@@ -38,7 +38,7 @@ class Run:
     speed: Speed
     data: DataBundle
     pipeline: Pipeline
-    loader: DeviceLoader | StreamLoader | WholeImageLoader | ShardLoader
+    loader: DeviceLoader | StreamLoader | WholeImageLoader
     raw_model: ResNet           # unwrapped: what is saved and evaluated
     model: nn.Module            # what the step calls (DDP and/or compiled)
     optimizer: torch.optim.Optimizer
@@ -77,9 +77,7 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
                           "process normalises with its own batch statistics")
     dist.init(speed.device)
     data = _load_data_rank0_first(cfg)
-    if data.info.get("eval_only"):
-        raise ReslabError(f"--data {cfg.data.source} has no train/ folder (only {data.test.name}/): nothing to train on")
-    pipeline = make_pipeline(data, cfg.data.augment, cfg.data.crop, speed.channels_last)
+    pipeline = make_pipeline(data, speed.channels_last)
     directory = run_dir or Path(cfg.run.out) / dist.broadcast_object(run_name(cfg.model, data.name, cfg.run.name))
     lock = None
     if dist.is_main():
@@ -97,20 +95,11 @@ def _build(cfg: TrainConfig, speed: Speed, data: DataBundle, pipeline: Pipeline,
            lock: RunLock | None) -> Run:
     if data.monitor is None:
         log.warning("no validation or test split found: training without evaluation")
-    if isinstance(data.train, ShardSplit):
-        loader = ShardLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
-                             workers=cfg.data.workers, rank=dist.rank(), world=dist.world_size())
-    elif isinstance(data.train, WholeSplit):
-        loader = WholeImageLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
-                                  workers=cfg.data.workers, rank=dist.rank(), world=dist.world_size())
-    elif isinstance(data.train, StreamSplit):
-        loader = StreamLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
-                              workers=cfg.data.workers, rank=dist.rank(), world=dist.world_size())
-    else:
-        loader = DeviceLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, seed=cfg.run.seed,
-                              rank=dist.rank(), world=dist.world_size())
     torch.manual_seed(cfg.run.seed)  # the initial weights are part of what a seed fixes
     raw, pipeline = _initial_model(cfg, data, pipeline)
+    pipeline.configure(cfg.data)  # auto-augment, random erasing, progressive resizing
+    loader = make_loader(cfg, data, pipeline, speed)  # after the model: fine-tuning may change the normalisation
+    raw.pretrained_cfg = pipeline.preprocess.to_pretrained_cfg(source="reslab run", run=str(directory))
     raw = raw.to(speed.device)
     if speed.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
@@ -128,16 +117,32 @@ def _build(cfg: TrainConfig, speed: Speed, data: DataBundle, pipeline: Pipeline,
     schedule = make_schedule(cfg.schedule, cfg.optim.lr, total, spe, raw.cfg)
     ema = EMA(raw, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
     scaler = torch.amp.GradScaler(speed.device.type) if speed.amp_dtype == torch.float16 else None
-    run = Run(cfg, speed, data, pipeline, loader, raw, model, optimizer, schedule, total, ema, scaler, directory, lock)
+    return Run(cfg, speed, data, pipeline, loader, raw, model, optimizer, schedule, total, ema, scaler, directory, lock)
+
+
+def make_loader(cfg: TrainConfig, data: DataBundle, pipeline: Pipeline, speed: Speed):
+    """The training batches: decoded once and held on the device, decoded per batch by workers (streamed
+    squares), or cropped per sample on whole images (at the epoch's size, for progressive resizing)."""
+    common = dict(seed=cfg.run.seed, rank=dist.rank(), world=dist.world_size())
+    if isinstance(data.train, WholeSplit):
+        return WholeImageLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment,
+                                workers=cfg.data.workers, size_at=pipeline.size_at, **common)
+    if isinstance(data.train, StreamSplit):
+        return StreamLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, workers=cfg.data.workers,
+                            **common)
+    return DeviceLoader(data.train, cfg.batch_size, speed.device, pipeline.train_augment, **common)
+
+
+def write_config(run: Run) -> None:
+    """RUN/config.yaml, written once the run is known to start (a resume only after its checkpoint loaded)."""
     if dist.is_main():
-        atomic_write(directory / "config.yaml", lambda p: p.write_text(to_yaml(cfg)))
-    return run
+        atomic_write(run.dir / "config.yaml", lambda p: p.write_text(to_yaml(run.cfg)))
 
 
 def _initial_model(cfg: TrainConfig, data: DataBundle, pipeline: Pipeline) -> tuple[ResNet, Pipeline]:
     """A fresh model, or (fine-tuning) the pretrained one, with the normalisation it was trained with."""
     if not cfg.finetune.weights:
-        return create_model(cfg.model, num_classes=len(data.classes), **cfg.model_args), pipeline
+        return build_model(cfg.model, num_classes=len(data.classes), **cfg.model_args), pipeline
     pre = pretrained_model(cfg, data.classes)
     if cfg.finetune.norm == "auto":
         pipeline = dataclasses.replace(pipeline, preprocess=dataclasses.replace(pipeline.preprocess, mean=pre.mean,
@@ -151,10 +156,10 @@ def _initial_model(cfg: TrainConfig, data: DataBundle, pipeline: Pipeline) -> tu
 
 def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
     d = cfg.data
-    whole = {"augment": d.augment, "crop": d.crop, "cache_shorter": d.cache_shorter} if d.input == "whole" else None
     kw = dict(cache_size=d.cache_size or None, val_split=d.val_split, download=d.download, skip_bad=d.skip_bad,
               cache_dir=d.cache_dir or None, seed=d.seed, stream=d.stream, train_subset=d.train_subset,
-              eval_subset=d.eval_subset, whole=whole)
+              eval_subset=d.eval_subset, interpolation=d.interpolation, input=d.input, augment=d.augment, crop=d.crop,
+              crop_pct=d.crop_pct, cache_shorter=d.cache_shorter, ten_crop=cfg.run.ten_crop)
     if dist.is_main():
         data = load_data(d.source, **kw)
         dist.barrier()

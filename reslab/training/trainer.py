@@ -8,6 +8,7 @@ all-reduce, and every rank stops there and saves one consistent checkpoint.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -26,9 +27,11 @@ from ..utils.progress import Progress
 from ..utils.seeding import step_seed
 from . import distributed as dist
 from .checkpoint import find_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig
+from .config import TrainConfig, config_from_yaml
 from .evaluate import EvalResult, evaluate
-from .setup import Run, build_run
+from .mixing import Mixer, dominant_label, make_mixer, mix_generator, soft_cross_entropy
+from .report import RunResult, final_report
+from .setup import Run, build_run, write_config
 from .tensorboard import EventWriter
 
 log = logging.getLogger(__name__)
@@ -36,17 +39,6 @@ log = logging.getLogger(__name__)
 
 class Interrupted(ReslabError):
     """Ctrl-C / SIGTERM: a resumable checkpoint was saved."""
-
-
-@dataclass
-class RunResult:
-    dir: Path
-    steps: int
-    final: dict[str, float]
-    best_err: float
-    wall_s: float
-    img_s: float
-    wall_s_total: float = 0.0  # across resumes: the time of every segment up to its last checkpoint, plus this one
 
 
 class _StopRequest:
@@ -141,6 +133,7 @@ class _LoopState:
 
     step: int
     best: float
+    best_loss: float
     metrics: _Metrics
     progress: Progress
     acc: torch.Tensor                      # loss sum, correct, count of this rank since the last log
@@ -151,6 +144,7 @@ class _LoopState:
     last_eval: EvalResult | None = None
     wall_before: float = 0.0               # wall time of earlier segments of a resumed run (up to its checkpoint)
     t0: float = field(default_factory=time.perf_counter)  # this segment's start
+    mixer: Mixer | None = None             # mixup / CutMix (data.mixup, data.cutmix); None: off
 
     def wall(self) -> float:
         """Wall time of the whole run so far, across resumes."""
@@ -158,21 +152,43 @@ class _LoopState:
 
 
 def train(cfg: TrainConfig, resume: str | None = None) -> RunResult:
+    """Run `cfg`; with `resume` (a run folder, its checkpoints folder or one checkpoint) continue that run
+    from the checkpoint, in its own folder. The config of a resumed run is the checkpoint's own (see
+    resume_config); RUN/config.yaml is rewritten only once the checkpoint has loaded into the run."""
     run_dir, state, ckpt = None, None, None
     if resume:
         ckpt = find_checkpoint(resume)
         state = load_state(ckpt)
         run_dir = ckpt.parent.parent
+        _warn_if_not_last(ckpt)
     run = build_run(cfg, run_dir)
     try:
         start = 0
         if state is not None:
             start = _restore(run, ckpt, state)
             log.info("resumed %s at step %d of %d", run.dir, start, run.total_steps)
+        write_config(run)
         return _loop(run, start, state or {})
     finally:
         run.close()
         dist.shutdown()
+
+
+def resume_config(resume: str, overrides: dict | None = None) -> TrainConfig:
+    """The config a resumed run continues with: the one recorded in the checkpoint it resumes from (not
+    whatever RUN/config.yaml or a recipe says), with `overrides` (e.g. a longer schedule) on top."""
+    ckpt = find_checkpoint(resume)
+    text = read_checkpoint(ckpt / "model.safetensors").metadata.get("train_config")
+    if not isinstance(text, str):
+        raise ReslabError(f"{ckpt} records no training config (written by another tool?): it cannot be resumed")
+    return config_from_yaml(text, overrides, f"the config recorded in {ckpt}")
+
+
+def _warn_if_not_last(ckpt: Path) -> None:
+    later = sorted(d.name for d in ckpt.parent.iterdir() if d.name.startswith("step-") and d.name > ckpt.name)
+    if later:
+        log.warning("resuming from %s although later checkpoints exist (up to %s): they are replaced as the run "
+                    "reaches their steps", ckpt.name, later[-1])
 
 
 def _restore(run: Run, ckpt: Path, state: dict) -> int:
@@ -198,10 +214,14 @@ def _loop(run: Run, start: int, state: dict) -> RunResult:
                         enabled=cfg.run.progress and dist.is_main())
     progress.update(start * batch)
     progress.reset_clock(start * batch)
-    ls = _LoopState(start, float(state.get("best_err", float("inf"))), _Metrics(run), progress,
+    ls = _LoopState(start, float(state.get("best_err", float("inf"))), float(state.get("best_loss", float("inf"))),
+                    _Metrics(run), progress,
                     torch.zeros(3, device=dev, dtype=torch.float64), torch.zeros((), device=dev, dtype=torch.bool),
                     wall_before=float(state.get("wall_s", 0.0)))
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
+    ls.mixer = make_mixer(cfg.data, len(run.data.classes), cfg.optim.label_smoothing)
+    if ls.mixer is not None:  # soft targets, label smoothing already folded in (timm's mixup_target)
+        criterion = soft_cross_entropy
     run.model.train()
     try:
         try:
@@ -211,7 +231,7 @@ def _loop(run: Run, start: int, state: dict) -> RunResult:
             raise Interrupted(f"aborted; the last checkpoint is kept; continue with: reslab train --resume {run.dir}") from None
         if ls.stopping and ls.step < run.total_steps:
             _check_finite(run, ls.bad, ls.step)
-            _save(run, ls.step, ls.best, False, ls.wall())
+            _save(run, ls, False)
             raise Interrupted(f"interrupted at step {ls.step}: checkpoint saved; continue with: "
                               f"reslab train --resume {run.dir}")
     finally:
@@ -226,6 +246,7 @@ def _epochs(run: Run, ls: _LoopState, criterion) -> None:
     eval_every = cfg.run.eval_every or spe
     ckpt_every = cfg.run.ckpt_every or eval_every
     while ls.step < total and not ls.stopping:
+        run.pipeline.set_epoch(ls.step // spe)  # progressive resizing: the resolution of this epoch
         for x, y in run.loader.epoch(ls.step // spe, start=ls.step % spe):
             _train_step(run, criterion, x, y, ls)
             ls.step += 1
@@ -248,9 +269,10 @@ def _epochs(run: Run, ls: _LoopState, criterion) -> None:
                 is_best = False
                 if do_eval:
                     ls.last_eval = _evaluate(run, step, ls.metrics)
-                    is_best = ls.last_eval is not None and ls.last_eval.top1_err < ls.best
-                    ls.best = ls.last_eval.top1_err if is_best else ls.best
-                _save(run, step, ls.best, is_best, ls.wall())
+                    is_best = ls.last_eval is not None and _better(ls.last_eval, ls.best, ls.best_loss)
+                    if is_best:
+                        ls.best, ls.best_loss = ls.last_eval.top1_err, ls.last_eval.loss
+                _save(run, ls, is_best)
                 ls.clock.resume()
             if step >= total:
                 return
@@ -262,10 +284,14 @@ def _train_step(run: Run, criterion, x, y, ls: _LoopState) -> None:
         g["lr"] = lr * g.get("lr_scale", 1.0)
     # Per-step seed: stochastic depth / dropout draw the same numbers whether or not the run was resumed.
     torch.manual_seed(step_seed(run.cfg.run.seed, ls.step, dist.rank()))
+    target = y
+    if ls.mixer is not None:  # a generator of its own: a pure function of (seed, step, rank), like the rest
+        x, target = ls.mixer(x, y, mix_generator(run.cfg.run.seed, ls.step, dist.rank()))
+        y = dominant_label(target)  # the train error counts against the label with the larger weight
     amp = run.speed.amp_dtype
     with torch.autocast(run.speed.device.type, dtype=amp, enabled=amp is not None):
         logits = run.model(x)
-        loss = criterion(logits.float(), y)
+        loss = criterion(logits.float(), target)
     run.optimizer.zero_grad(set_to_none=True)
     if run.scaler is not None:
         run.scaler.scale(loss).backward()
@@ -321,19 +347,28 @@ def _evaluate(run: Run, step: int, metrics, split=None) -> EvalResult | None:
     split = split or run.data.monitor
     if split is None:
         return None
-    ten = run.pipeline.preprocess.crop if run.cfg.run.ten_crop else 0
+    cfg = run.pipeline.preprocess
+    ten = cfg.input_size if run.cfg.run.ten_crop else 0
+    decode = dataclasses.replace(cfg, input_size=cfg.resize) if ten else cfg  # ten crops are cut from the resized image
     res = evaluate(run.eval_model, split, len(run.data.classes), run.pipeline.eval_input(bool(ten)),
-                   run.speed.device, run.cfg.run.eval_batch, run.speed.amp_dtype, ten)
+                   run.speed.device, run.cfg.run.eval_batch, run.speed.amp_dtype, ten, decode)
     metrics.write({"kind": "eval", "step": step, **res.summary()})
     return res
 
 
-def _save(run: Run, step: int, best: float, is_best: bool, wall_s: float) -> None:
+def _better(res: EvalResult, best_err: float, best_loss: float) -> bool:
+    """A lower top-1 error, or the same with a lower loss (ties are common on small evaluation sets)."""
+    return res.top1_err < best_err or (res.top1_err == best_err and res.loss < best_loss)
+
+
+def _save(run: Run, ls: _LoopState, is_best: bool) -> None:
     """model.safetensors holds the weights that were evaluated (the EMA's, when there is one), so
     eval/predict/export/finetune load the model the run reported; the raw weights, needed to
     resume, go into state.pt."""
     raw = {k: v.detach().cpu() for k, v in run.raw_model.state_dict().items()} if run.ema is not None else None
-    state = {"step": step, "optimizer": run.optimizer.state_dict(), "rng": rng_state(), "best_err": best, "wall_s": wall_s,
+    step = ls.step
+    state = {"step": step, "optimizer": run.optimizer.state_dict(), "rng": rng_state(), "best_err": ls.best,
+             "best_loss": ls.best_loss, "wall_s": ls.wall(),
              "raw_model": raw, "scaler": run.scaler.state_dict() if run.scaler is not None else None,
              "data": {"seed": run.cfg.run.seed, "epoch": step // len(run.loader), "batch": step % len(run.loader)}}
     if dist.is_main():
@@ -343,7 +378,6 @@ def _save(run: Run, step: int, best: float, is_best: bool, wall_s: float) -> Non
 
 
 def _finish(run: Run, ls: _LoopState, start: int) -> RunResult:
-    from .report import final_report
     total = ls.wall()  # the loop's end: a final test evaluation below is not counted, as before
     last_eval = ls.last_eval
     final = dict(last_eval.summary()) if last_eval else {}

@@ -11,14 +11,25 @@ from __future__ import annotations
 import hashlib
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The one packing of (seed, epoch or step) every stream starts from: the epoch's sample order uses it
+    as it is, the others derive from it."""
+    return seed * 1_000_003 + epoch
+
+
 def batch_seed(seed: int, epoch: int, batch: int, rank: int = 0) -> int:
     """The augmentation stream of one batch on one rank."""
-    return _per_rank("batch", ((seed * 1_000_003 + epoch) * 100_003 + batch) * 8, rank)
+    return _per_rank("batch", (epoch_seed(seed, epoch) * 100_003 + batch) * 8, rank)
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     """The stream of one training step on one rank (dropout, stochastic depth)."""
-    return _per_rank("step", (seed * 1_000_003 + step) * 64, rank)
+    return _per_rank("step", epoch_seed(seed, step) * 64, rank)
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The stream of one sample in one epoch (its whole-image crop and flip)."""
+    return epoch_seed(seed, epoch) * 4_294_967_311 + index
 
 
 def _per_rank(purpose: str, base: int, rank: int) -> int:

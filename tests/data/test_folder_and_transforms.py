@@ -8,11 +8,13 @@ from PIL import Image
 
 from reslab import ReslabError
 from reslab.data import transforms as T
-from reslab.data.cache import cached_folder
+from reslab.data.cache import cached_split
 from reslab.data.decode import decode_image
 from reslab.data.folder import scan_image_folder
 from reslab.data.loader import DeviceLoader
-from reslab.data.sources import Split, load_data
+from reslab.data.preprocessing import InputConfig
+from reslab.data.sources import load_data
+from reslab.data.types import FileSplit, Split
 
 
 def make_tree(root, classes=("a", "b"), per=6, size=12, mode="RGB"):
@@ -30,7 +32,7 @@ def make_tree(root, classes=("a", "b"), per=6, size=12, mode="RGB"):
 def test_folder_data_grayscale_to_rgb(tmp_path):
     make_tree(tmp_path / "t", mode="L")
     b = load_data(str(tmp_path / "t"), cache_dir=str(tmp_path / "cache"))
-    assert b.classes == ["a", "b"] and b.train.images.shape == (12, 3, 12, 12) and len(b.test) == 12
+    assert b.classes == ["a", "b"] and b.train.images.shape == (12, 3, 12, 12) and len(b.val) == 12 and b.test is None
     assert torch.equal(b.train.images[:, 0], b.train.images[:, 1])
 
 
@@ -44,16 +46,21 @@ def test_corrupt_image_is_named_or_skipped(tmp_path):
     assert len(b.train) == 12  # the 12 good ones
 
 
+def _files(folder):
+    idx = scan_image_folder(folder)
+    return FileSplit(list(idx.paths), idx.labels, "train", folder)
+
+
 def test_cache_is_rebuilt_when_the_source_changes(tmp_path):
     root = make_tree(tmp_path / "t")
-    idx = scan_image_folder(root / "train")
-    x1, _ = cached_folder(idx, 12, tmp_path / "cache")
+    cfg = InputConfig(12, 12)
+    x1 = cached_split(_files(root / "train"), cfg, tmp_path / "cache").images.clone()
     assert len(list((tmp_path / "cache" / "images").glob("*.npy"))) == 1
-    x1b, _ = cached_folder(scan_image_folder(root / "train"), 12, tmp_path / "cache")
+    x1b = cached_split(_files(root / "train"), cfg, tmp_path / "cache").images
     assert torch.equal(x1, x1b) and len(list((tmp_path / "cache" / "images").glob("*.npy"))) == 1
     time.sleep(0.01)
     Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(root / "train" / "a" / "0.png")
-    x2, _ = cached_folder(scan_image_folder(root / "train"), 12, tmp_path / "cache")
+    x2 = cached_split(_files(root / "train"), cfg, tmp_path / "cache").images
     assert not torch.equal(x1, x2) and torch.all(x2[0] == 0)
 
 

@@ -270,38 +270,3 @@ def _jpeg_bytes(w, h, seed):
     buf = io.BytesIO()
     _jpeg(buf, w, h, seed)
     return buf.getvalue()
-
-
-def test_shards_are_read_in_place_per_rank_and_resume_exactly(tmp_path):
-    from reslab.data.shards import ShardSplit, index_shard
-    root = tmp_path / "shards"
-    root.mkdir()
-    k = 0
-    for s in range(4):
-        _shard(root / f"train-{s:06d}.tar", [(f"s{s}_{i:03d}", i % 2, _jpeg_bytes(48, 40, k + i)) for i in range(10)])
-        k += 10
-    _shard(root / "val-000000.tar", [(f"v{i}", i % 2, _jpeg_bytes(48, 40, 500 + i)) for i in range(6)])
-    (root / "classes.txt").write_text("tench\nspringer\n")
-    split = ShardSplit([index_shard(p) for p in sorted(root.glob("train-*.tar"))], "rrc", 32)
-    owned = [set(i for ws in split.assignment(r, 2, 2) for i in ws) for r in range(2)]
-    assert owned == [{0, 2}, {1, 3}]  # every rank reads only its own shards
-    assert split.per_worker(2, 2) == 10 and len(split) == 40
-    out = subprocess.run(_train_cmd(tmp_path, "sh", root, steps=10), env=ENV, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads((tmp_path / "sh" / "summary.json").read_text())["steps"] == 10
-    assert not list((tmp_path / "cache").glob("extracted/*"))  # nothing extracted
-    proc = subprocess.Popen(_train_cmd(tmp_path, "shcut", root, steps=10), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    ck = tmp_path / "shcut" / "checkpoints"
-    deadline = time.time() + 240
-    while not (ck / "step-00000004").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    out = subprocess.run([sys.executable, "-m", "reslab", "train", "--resume", str(tmp_path / "shcut")], env=ENV,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    a = load_file(str(tmp_path / "sh/checkpoints/last/model.safetensors"))
-    b = load_file(str(tmp_path / "shcut/checkpoints/last/model.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a), "resumed shard run differs from the uninterrupted one"

@@ -126,6 +126,21 @@ def test_exported_model_agrees_with_predict(tmp_path, shared_weights, cifar_smal
     im = load_inference_model(str(shared_weights / "resnet20-12fca82f.th"), model="resnet20")
     r = export_checkpoint(im, "onnx", tmp_path / "m.onnx", data=str(cifar_small))
     files = list_images(cifar_small / "test")[:50]
-    x = im.prepare(load_images(files, im.preprocess.image_size))
+    x = im.prepare(load_images(files, im.preprocess.resize, crop=im.preprocess.input_size))
     onnx_top = load_exported(r.path, "onnx")(x).argmax(1).tolist()
     assert onnx_top == [p["top"][0]["index"] for p in predict(im, files, top_k=1)]
+
+
+@pytest.mark.parametrize("name,kw", [("resnet26d", {}), ("resnetblur50d", {"layers": (1, 1, 1, 1)}),
+                                     ("resnetaa50d", {"layers": (1, 1, 1, 1), "output_stride": 16})])
+def test_folding_the_deep_stem_and_the_avg_down_shortcut(name, kw):
+    """Every BN of a ResNet-D folds: the deep stem's three conv-BN pairs (the last one's BN is bn1) and each
+    shortcut's pool-conv-BN; blur-pools and average pools between convs and BNs do not stand in the way."""
+    model = randomise_bn(create_model(name, **kw)).eval()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    folded, count = fold_batchnorm(model)
+    assert count == n_bn and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref, got = model(x), folded(x)
+    assert (ref - got).abs().max() <= 1e-4 * max(1.0, ref.abs().max())

@@ -99,7 +99,7 @@ def test_download_progress_cache_hit_and_same_model(env, capfd):
     env["server"].stop()  # offline from here on: the cached, verified file still serves
     _logits_equal(create_model("resnet20", weights="resnet20.loopback"), env["model"])
     meta = open_checkpoint("resnet20.loopback").checkpoint
-    assert meta.classes[0] == "airplane" and meta.preprocess["crop"] == 32
+    assert meta.classes[0] == "airplane" and meta.preprocess["input_size"] == 32
 
 
 def _left_in_cache(cache: Path):
@@ -148,67 +148,94 @@ def test_files_already_in_torch_hubs_cache_are_used_offline(env):
 
 
 HF_SCRIPT = r"""
-import json, sys, torch
+import json, sys, time, torch
 from reslab import create_model, ReslabError
 from reslab.hub import WeightSet, register_weights
 out = {}
-register_weights(WeightSet(arch="resnet20", tag="hubtest", source="test", hf_hub="someone/resnet20.hubtest",
-                           top1=90.0, preprocess=json.loads(sys.argv[1]), classes="cifar10", license="mit"))
+pre, digest = json.loads(sys.argv[1]), sys.argv[2]
+register_weights(WeightSet(arch="resnet20", tag="pinned", source="test", hf_hub="someone/resnet20.pinned", sha256=digest,
+                           top1=90.0, preprocess=pre, classes="cifar10", license="mit"))
+register_weights(WeightSet(arch="resnet20", tag="unpinned", source="test", hf_hub="someone/resnet20.unpinned",
+                           top1=90.0, preprocess=pre, classes="cifar10", license="mit"))
 torch.manual_seed(0)
 x = torch.randn(2, 3, 32, 32)
-for spec in ("hf-hub:someone/resnet20.hubtest", "resnet20.hubtest", "hf-hub:someone/resnet20.unlisted"):
+for spec in ("hf-hub:someone/resnet20.pinned", "resnet20.pinned", "resnet20.unpinned", "hf-hub:someone/resnet20.unlisted",
+             "hf-hub:someone/resnet20.absent"):
+    t0 = time.time()
     try:
         net = create_model("resnet20", weights=spec).eval()
         out[spec] = net(x).tolist()
     except ReslabError as e:
         out[spec] = "error: " + str(e)
+    out[spec + " s"] = time.time() - t0
 out["x"] = x.tolist()
 print(json.dumps(out))
 """
 
 
-def _hf_cache(root: Path, repo: str, payload: bytes, corrupt: bool = False) -> Path:
-    """huggingface_hub's cache layout: blobs/<sha256>, refs/main, snapshots/<commit>/model.safetensors."""
+def _hf_cache(root: Path, repo: str, payload: bytes, corrupt: bool = False, symlinks: bool = True) -> Path:
+    """huggingface_hub's cache layout: blobs/<sha256>, refs/main, snapshots/<commit>/model.safetensors (a
+    symlink to the blob; without symlinks, as on Windows or with HF_HUB_DISABLE_SYMLINKS, the file itself)."""
     folder = root / f"models--{repo.replace('/', '--')}"
     digest = hashlib.sha256(payload).hexdigest()
     commit = "0123456789abcdef0123456789abcdef01234567"
-    (folder / "blobs").mkdir(parents=True)
-    (folder / "blobs" / digest).write_bytes(payload if not corrupt else payload[:-1] + b"\0")
-    (folder / "refs").mkdir()
+    data = payload if not corrupt else payload[:-1] + b"\0"
+    (folder / "refs").mkdir(parents=True)
     (folder / "refs" / "main").write_text(commit)
     snap = folder / "snapshots" / commit
     snap.mkdir(parents=True)
+    if not symlinks:
+        (snap / "model.safetensors").write_bytes(data)
+        return snap / "model.safetensors"
+    (folder / "blobs").mkdir()
+    (folder / "blobs" / digest).write_bytes(data)
     os.symlink(f"../../blobs/{digest}", snap / "model.safetensors")
     return folder / "blobs" / digest
 
 
-@pytest.mark.parametrize("corrupt", [False, True], ids=["intact", "corrupt"])
-def test_hugging_face_cache_offline(tmp_path, corrupt):
+@pytest.mark.parametrize("corrupt,symlinks", [(False, True), (True, True), (False, False), (True, False)],
+                         ids=["intact", "corrupt", "intact-nosymlinks", "tampered-nosymlinks"])
+def test_hugging_face_cache_offline(tmp_path, corrupt, symlinks):
+    """Registered sets are verified against the registry's hash however they arrive (a set without one is
+    refused); an unlisted Hub id is checked against its blob's name where the cache keeps one; an uncached
+    id offline fails at once, naming the cache."""
     pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed (pip install 'reslab[hub]')")
     from safetensors.torch import save
 
     torch.manual_seed(0)
     model = create_model("resnet20").eval()
     payload = save({k: v.contiguous() for k, v in model.state_dict().items()})  # timm layout = torchvision names
-    blobs = [_hf_cache(tmp_path / "hf", repo, payload, corrupt) for repo in ("someone/resnet20.hubtest",
-                                                                            "someone/resnet20.unlisted")]
+    files = [_hf_cache(tmp_path / "hf", repo, payload, corrupt, symlinks)
+             for repo in ("someone/resnet20.pinned", "someone/resnet20.unpinned", "someone/resnet20.unlisted")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", HF_SCRIPT, json.dumps(CIFAR_PRE)], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", HF_SCRIPT, json.dumps(CIFAR_PRE), hashlib.sha256(payload).hexdigest()],
+                         env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     x = torch.tensor(res.pop("x"))
     with torch.no_grad():
         expected = model(x)
-    for spec, got in res.items():
-        if not corrupt:
-            torch.testing.assert_close(torch.tensor(got), expected, msg=spec)
-        elif spec.startswith("hf-hub:"):  # the first read of each repository finds the corrupt blob
-            assert isinstance(got, str) and "does not match its sha256" in got, (spec, got)
-        else:  # it was removed: a later read does not find it again
-            assert isinstance(got, str) and got.startswith("error:"), (spec, got)
-    if corrupt:
-        assert not any(b.exists() for b in blobs)  # a blob that failed its check does not stay in the cache
+
+    def loaded(spec):
+        torch.testing.assert_close(torch.tensor(res[spec]), expected, msg=spec)
+
+    def refused(spec, why):
+        assert isinstance(res[spec], str) and why in res[spec], (spec, res[spec])
+
+    refused("resnet20.unpinned", "cannot be verified")  # a registered name never loads an unchecked file
+    refused("hf-hub:someone/resnet20.absent", "is not in the local Hugging Face cache")
+    assert res["hf-hub:someone/resnet20.absent s"] < 5  # at once, not after minutes of retries
+    if not corrupt:
+        loaded("hf-hub:someone/resnet20.pinned"), loaded("resnet20.pinned"), loaded("hf-hub:someone/resnet20.unlisted")
+        if not symlinks:
+            assert "loading it unverified" in out.stderr  # said out loud
+        return
+    refused("hf-hub:someone/resnet20.pinned", "does not match its sha256")  # the registry's hash catches it
+    assert not files[0].exists()  # and the file that failed is not left in the cache
+    if symlinks:  # the blob's name (the Hub's sha256) catches it too
+        refused("hf-hub:someone/resnet20.unlisted", "does not match its sha256")
+    else:  # nothing to check an unlisted id against: loaded, with a warning (as the user asked for that file)
+        assert "loading it unverified" in out.stderr
 
 
 def test_missing_huggingface_hub_is_a_one_line_install_hint(monkeypatch):

@@ -66,7 +66,7 @@ def test_predict_uses_the_sets_preprocessing_and_imagenet_names(imagenet_set, tm
     img = _photo(tmp_path / "photo.jpg")
     im = load_inference_model("resnet18.test_in1k")
     p = im.preprocess
-    assert (p.image_size, p.crop, p.interpolation) == (232, 224, "bicubic") and im.classes[0] == "tench"
+    assert (p.resize, p.input_size, p.interpolation) == (232, 224, "bicubic") and im.classes[0] == "tench"
     loaded = im.load([img])[0]
     assert torch.equal(loaded, _torchvision_eval_transform(img, 232, 224, "bicubic"))
     assert main(["predict", str(img), "--weights", "testset", "--model", "resnet18", "--json", "--top-k", "3"]) == 0
@@ -81,20 +81,19 @@ def test_predict_uses_the_sets_preprocessing_and_imagenet_names(imagenet_set, tm
 
 
 def test_eval_on_an_imagenet_style_tree_uses_the_sets_resize(imagenet_set, tmp_path, monkeypatch):
-    from reslab.data.decode import load_square
-    from reslab.data.transforms import center_crop, normalize
     from reslab.training.eval_run import evaluate_checkpoint
     monkeypatch.setenv("RESLAB_CACHE", str(tmp_path / "cache"))
     val = tmp_path / "val"
-    wnids = [f"n{i:08d}" for i in range(1000)]  # any sorted WordNet-id folders: ImageNet's label order
+    from reslab.hub.classes import imagenet_wnids
+    wnids = list(imagenet_wnids())  # ImageNet's WordNet-id folders, sorted: its label order
     for w in wnids:
         (val / w).mkdir(parents=True)
     files = [_photo(val / wnids[3] / "a.JPEG", 260, 240, 1), _photo(val / wnids[7] / "b.JPEG", 240, 320, 2)]
     rep = evaluate_checkpoint("resnet18.test_in1k", str(tmp_path), amp="off")
     assert rep.result.n == 2
-    # what it should have computed: shorter side to the set's 232 (bicubic), centre 224, the set's statistics
-    x = torch.stack([load_square(f, 232, "bicubic") for f in files])
-    x = center_crop(normalize(x, IMAGENET_PRE["mean"], IMAGENET_PRE["std"]), 224)
+    # what it should have computed: torchvision's transform with the set's 232 (bicubic), 224, statistics
+    x = torch.stack([_torchvision_eval_transform(f, 232, 224, "bicubic") for f in files]).float() / 255
+    x = (x - torch.tensor(IMAGENET_PRE["mean"]).view(3, 1, 1)) / torch.tensor(IMAGENET_PRE["std"]).view(3, 1, 1)
     with torch.no_grad():
         loss = torch.nn.functional.cross_entropy(imagenet_set["model"](x), torch.tensor([3, 7])).item()
     assert rep.result.loss == pytest.approx(loss, rel=1e-4)
@@ -129,7 +128,7 @@ def test_export_of_a_named_set_folds_and_verifies(imagenet_set, tmp_path):
                  "--verify-images", "3"]) == 0
     card = json.loads(out.with_suffix(".onnx.json").read_text())
     assert card["folded_batchnorm"] == 20 and card["verification"]["max_abs_diff"] < 1e-3
-    assert card["preprocess"]["image_size"] == 232 and card["classes"][0] == "tench"
+    assert card["preprocess"]["resize"] == 232 and card["classes"][0] == "tench"
 
 
 @pytest.mark.parametrize("rename,recognised", [

@@ -32,10 +32,9 @@ def test_every_entry_is_complete_and_well_formed(ws):
     if ws.sha256:
         assert re.fullmatch(r"[0-9a-f]{8,64}", ws.sha256) and len(ws.sha256) in (8, 64)
         assert not ws.url or ws.url.startswith("package:") or ws.sha256[:8] in ws.url  # the published prefix
-    pre = ws.preprocess
-    assert set(pre) >= {"resize", "crop", "interpolation", "mean", "std"}
-    assert pre["resize"] >= pre["crop"] > 0 and pre["interpolation"] in ("bilinear", "bicubic")
-    assert len(pre["mean"]) == 3 and len(pre["std"]) == 3 and all(0 < s < 1 for s in pre["std"])
+    pre = ws.preprocess  # the one typed description of the input (reslab.InputConfig)
+    assert pre.resize >= pre.input_size > 0 and pre.interpolation in ("bilinear", "bicubic")
+    assert len(pre.mean) == 3 and len(pre.std) == 3 and all(0 < s < 1 for s in pre.std)
     assert ws.top1 is not None and 50 < ws.top1 < 100 and ws.eval_data and ws.license and ws.read_from
     assert ws.num_classes == {"imagenet1k": 1000, "cifar10": 10, "cifar100": 100}[ws.classes]
 
@@ -60,7 +59,9 @@ def test_json_listing_round_trips(capsys):
     ("ResNet50_Weights.IMAGENET1K_V1", "resnet50", "resnet50.tv_in1k"), ("IMAGENET1K_V2", "resnet101", "resnet101.tv2_in1k"),
     ("resnet50.a1_in1k", None, "resnet50.a1_in1k"), ("hf-hub:timm/resnet50.a1_in1k", None, "resnet50.a1_in1k"),
     ("akamaster", "resnet56", "resnet56.akamaster"), ("chenyaofo", "resnet20", "resnet20.chenyaofo"),
-    ("resnet20.chenyaofo_cifar100", None, "resnet20.chenyaofo_cifar100")])
+    ("resnet20.chenyaofo_cifar100", None, "resnet20.chenyaofo_cifar100"),
+    ("DEFAULT", "resnet50", "resnet50.tv2_in1k"), ("torchvision:DEFAULT", "resnet18", "resnet18.tv_in1k"),
+    ("ResNet50_Weights.DEFAULT", "resnet50", "resnet50.tv2_in1k"), ("DEFAULT", "resnext101_64x4d", "resnext101_64x4d.tv_in1k")])
 def test_names_resolve(spec, arch, expected):
     assert find_weights(spec, arch).name == expected
 
@@ -68,6 +69,10 @@ def test_names_resolve(spec, arch, expected):
 def test_ambiguous_unknown_and_path_like_names():
     with pytest.raises(ReslabError, match="several architectures .* pass --model"):
         find_weights("tv2")
+    with pytest.raises(ReslabError, match="DEFAULT depends on the architecture"):
+        find_weights("DEFAULT")
+    with pytest.raises(ReslabError, match="torchvision publishes no weights for resnet20"):
+        find_weights("DEFAULT", "resnet20")
     with pytest.raises(ReslabError, match="unknown weights 'tv3' for resnet50 .*closest: tv2"):
         find_weights("tv3", "resnet50")
     with pytest.raises(ReslabError, match="unknown weights 'resnet50.a9_in1k'"):
@@ -89,3 +94,25 @@ def test_class_lists():
     assert names[:3] == ["tench", "goldfish", "great white shark"] and names[-1] == "toilet tissue"
     assert (names[134], names[517], names[638], names[639]) == ("crane bird", "crane", "maillot", "maillot tank suit")
     assert class_names("cifar100")[:3] == ["apple", "aquarium_fish", "baby"] and len(class_names("cifar100")) == 100
+
+
+@pytest.mark.parametrize("spec,arch,expected", [
+    ("resnet50d.ra2_in1k", None, "resnet50d.ra2_in1k"), ("a1_in1k", "resnet50d", "resnet50d.a1_in1k"),
+    ("hf-hub:timm/resnet18d.ra2_in1k", None, "resnet18d.ra2_in1k"), ("gluon_in1k", "resnet50c", "resnet50c.gluon_in1k"),
+    ("resnet26.bt_in1k", None, "resnet26.bt_in1k"), ("resnetblur50.bt_in1k", None, "resnetblur50.bt_in1k")])
+def test_bag_of_tricks_sets_resolve(spec, arch, expected):
+    assert find_weights(spec, arch).name == expected
+
+
+def test_bag_of_tricks_sets_are_timms_files_for_the_matching_presets():
+    from reslab.models.registry import BAG_OF_TRICKS, PRESETS
+    sets = [w for w in SETS if w.arch in {name for name, *_ in BAG_OF_TRICKS}]
+    assert {w.arch for w in sets} >= {"resnet18d", "resnet26d", "resnet34d", "resnet50d", "resnet101d", "resnet152d",
+                                      "resnet200d", "resnet50c", "resnet26"}
+    for w in sets:
+        cfg = model_config(w.arch)
+        assert w.arch in PRESETS and w.source == "timm" and w.hf_hub == f"timm/{w.name}"
+        assert w.url.startswith("https://github.com/") and w.sha256 in w.url  # the prefix from the file name
+        assert cfg.stem_type == ("deep" if w.arch[-1] in "cd" else "") and cfg.avg_down == w.arch.endswith("d")
+    assert default_weights("resnet50d").name == "resnet50d.ra2_in1k"  # timm's default tag
+    assert default_weights("resnet101c").name == "resnet101c.gluon_in1k"

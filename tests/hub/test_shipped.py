@@ -11,7 +11,7 @@ from reslab import create_model
 from reslab.cli.main import main
 from reslab.hub import list_weights
 from reslab.hub.download import sha256_of
-from reslab.hub.ship import SHIPPED, ship_checkpoint
+from tools.ship_weights import SHIPPED, ship_checkpoint
 
 CARDS = sorted(SHIPPED.glob("*.json")) if SHIPPED.is_dir() else []
 

@@ -39,7 +39,7 @@ def test_predict_uses_the_checkpoints_preprocessing(digits_run, digit_files):
     """Predictions from image files equal the evaluation the run itself did (same normalisation/size)."""
     root, labels = digit_files
     im = load_inference_model(str(digits_run))
-    assert im.classes == [str(i) for i in range(10)] and im.preprocess.image_size == 16
+    assert im.classes == [str(i) for i in range(10)] and (im.preprocess.resize, im.preprocess.input_size) == (16, 16)
     res = predict(im, list_images(root), top_k=3)
     test = load_data("digits").test
     from reslab.data.pipeline import Pipeline

@@ -10,9 +10,12 @@ from reslab import create_model, list_models
 pytestmark = pytest.mark.timeout(900)
 PRESETS = list_models()
 DEEP = {"resnet1202", "plain1202", "preact_resnet1001"}  # tens of seconds each: with -m slow
+# ResNet-C/D presets that differ from resnet50c/resnet50d (default run) in depth alone: with -m slow.
+DEEP |= {"resnet101c", "resnet152c", "resnet101d", "resnet152d", "resnet200d"}
 # One of each block kind / stem / unit, shallow, for the costly checks in the default run.
 KINDS = [("resnet20", {}), ("plain20", {}), ("preact_resnet110", {"depth": 20}), ("preact_resnet164", {"depth": 20}),
-         ("resnet18", {}), ("resnet50", {}), ("resnext50_32x4d", {}), ("resnet20", {"unit": "bn_after_add"})]
+         ("resnet18", {}), ("resnet50", {}), ("resnext50_32x4d", {}), ("resnet20", {"unit": "bn_after_add"}),
+         ("resnet18d", {}), ("resnetblur50d", {"layers": (1, 1, 1, 1)})]  # deep stem, avg_down, blur-pools
 # torch.compile costs 15-60 s a model on 2 cores: three kinds by default (basic + option A checkpointed,
 # pre-activation bottleneck, ImageNet bottleneck + option B checkpointed), every preset with -m slow.
 COMPILE_KINDS = [("resnet20", {"depth": 8}, True), ("preact_resnet164", {"depth": 11}, False),

@@ -20,6 +20,22 @@ GOLDEN_PARAMS = {
     "wrn16_8": 10_961_370, "wrn28_10": 36_479_194, "wrn40_4": 8_949_210,
     "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
     "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
+    **{  # Bag of Tricks ResNet-C/D and anti-aliased nets: read from timm 1.0.31 (timm.create_model(name))
+        "resnet26": 15_995_176, "resnet50c": 25_576_264, "resnet101c": 44_568_392, "resnet152c": 60_212_040,
+        "resnet18d": 11_708_744, "resnet26d": 16_014_408, "resnet34d": 21_816_904, "resnet50d": 25_576_264,
+        "resnet101d": 44_568_392, "resnet152d": 60_212_040, "resnet200d": 64_693_064,
+        "resnetblur18": 11_689_512, "resnetblur50": 25_557_032, "resnetblur50d": 25_576_264,
+        "resnetaa50": 25_557_032, "resnetaa50d": 25_576_264},
+}
+# Multiply-adds at 224x224 of the same nets, counted on timm 1.0.31's models by tests/models/timm_ref.hook_macs
+# (forward hooks on every conv, linear and blur-pool: independent of reslab's counter). The blur-pools'
+# fixed depthwise 3x3 filters count as convolutions; average and max pools count nothing.
+TIMM_MACS = {
+    "resnet26": 2_342_256_640, "resnet50c": 4_328_824_832, "resnet101c": 8_041_046_016, "resnet152c": 11_753_267_200,
+    "resnet18d": 2_053_713_920, "resnet26d": 2_581_897_216, "resnet34d": 3_903_401_984, "resnet50d": 4_328_824_832,
+    "resnet101d": 8_041_046_016, "resnet152d": 11_753_267_200, "resnet200d": 15_247_122_432,
+    "resnetblur18": 2_337_684_992, "resnetblur50": 5_133_020_672, "resnetblur50d": 5_372_661_248,
+    "resnetaa50": 5_129_633_792, "resnetaa50d": 5_369_274_368,
 }
 
 CIFAR_MACS_M = {"resnet20": 40.55, "resnet32": 68.86, "resnet44": 97.17, "resnet56": 125.49, "resnet110": 252.89}
@@ -112,3 +128,29 @@ def _params_without_bn(name):
         m = create_model(name)
     return sum(p.numel() for mod in m.modules() if not isinstance(mod, nn.BatchNorm2d)
                for p in mod.parameters(recurse=False))
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_MACS))
+def test_bag_of_tricks_macs_equal_an_independent_count(rows, name):
+    """reslab's counter (torch's FlopCounterMode) agrees with forward hooks on reslab's model, and both with
+    the golden count made on timm's."""
+    import torch
+
+    from reslab import create_model
+
+    from .timm_ref import hook_macs
+    with torch.device("meta"):
+        model = create_model(name)
+    assert rows[name]["macs"] == hook_macs(model) == TIMM_MACS[name]
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_MACS))
+def test_bag_of_tricks_golden_counts_are_timms(name):
+    import torch
+
+    from .timm_ref import hook_macs, import_timm
+    timm = import_timm()
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    assert sum(p.numel() for p in model.parameters()) == GOLDEN_PARAMS[name]
+    assert hook_macs(model) == TIMM_MACS[name]

@@ -46,7 +46,7 @@ def test_eval_writes_under_the_run_folder_not_into_the_checkpoint(tmp_path):
 
 def test_val_split_is_refused_when_absent_and_reproduced_when_the_run_held_one_out(tmp_path):
     plain = _train(tmp_path, "noval")
-    with pytest.raises(ReslabError, match="no val split: pass --val-split"):
+    with pytest.raises(ReslabError, match="has no val split .*pass --val-split"):
         evaluate_checkpoint(str(plain.dir), split="val")
     held = _train(tmp_path, "val", **{"data.val_split": 300})
     assert "val/top1_err" in held.final
@@ -54,13 +54,13 @@ def test_val_split_is_refused_when_absent_and_reproduced_when_the_run_held_one_o
     assert again.result.n == 300 and again.result.top1_err == held.final["val/top1_err"]
 
 
-def test_input_size_the_checkpoint_was_not_trained_for_is_refused(tmp_path, cifar_small):
+def test_other_data_goes_through_the_checkpoints_own_evaluation_transform(tmp_path, cifar_small):
     from tests.data.test_cifar import write_cifar10
     r = _train(tmp_path, "small", **{"data.source": str(cifar_small), "data.cache_size": 16, "schedule.steps": 10})
-    write_cifar10(tmp_path / "cifar")  # official format: always 32x32, same class names
-    with pytest.raises(ReslabError, match="trained on 16-pixel images .* gives 32x32 images: pass --crop 16"):
-        evaluate_checkpoint(str(r.dir), f"cifar10:{tmp_path / 'cifar'}")
-    assert evaluate_checkpoint(str(r.dir), f"cifar10:{tmp_path / 'cifar'}", crop=16).result.n == 20  # when asked
+    pre = json.loads(read_checkpoint(r.dir / "checkpoints/last/model.safetensors").metadata["preprocess"])
+    assert (pre["input_size"], pre["resize"]) == (16, 16)  # trained on 16-pixel images
+    write_cifar10(tmp_path / "cifar")  # official format: always 32x32, same class names: resized to 16 as recorded
+    assert evaluate_checkpoint(str(r.dir), f"cifar10:{tmp_path / 'cifar'}").result.n == 20
 
 
 def test_the_validation_split_follows_data_seed_not_run_seed(tmp_path):

@@ -84,7 +84,7 @@ def test_eval_command_on_a_run_and_on_a_zoo_checkpoint(tmp_path, folder, capsys)
     rep = json.loads(capsys.readouterr().out)
     assert rep["images"] == 32 and set(rep["per_class_acc"]) == {f"class{c}" for c in range(4)}
     assert abs(rep["top1_err"] - r.final["val/top1_err"]) < 1e-9  # same preprocessing as training's evaluation
-    assert list((r.dir / "eval").glob("step-*/confusion_test.png")) and not list((r.dir / "checkpoints").glob("*/eval"))
+    assert list((r.dir / "eval").glob("step-*/confusion_val.png")) and not list((r.dir / "checkpoints").glob("*/eval"))
     assert main(["eval", "--weights", str(r.dir), "--data", str(folder), "--amp", "off"]) == 0  # run folder: best
     # a checkpoint without reslab metadata needs --model
     plain = tmp_path / "plain.pth"

@@ -31,6 +31,7 @@ def test_lock_of_a_killed_process_is_not_stale(tmp_path):
 
 
 def test_outputs_of_a_run_that_died_before_its_first_checkpoint_are_not_appended_to(tmp_path):
+    claim_new_run_dir(tmp_path).release()  # a run claimed the folder, wrote these, then died
     (tmp_path / "tensorboard").mkdir()
     (tmp_path / "metrics.jsonl").write_text('{"kind": "train", "step": 10}\n')
     (tmp_path / "notes.txt").write_text("mine")
@@ -40,6 +41,29 @@ def test_outputs_of_a_run_that_died_before_its_first_checkpoint_are_not_appended
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(ReslabError, match="already has checkpoints: pass --resume"):
         claim_new_run_dir(tmp_path)
+
+
+def test_files_reslab_did_not_write_are_never_deleted(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "tensorboard").mkdir(parents=True)
+    (folder / "tensorboard" / "events").write_text("a user's own")
+    (folder / "config.yaml").write_text("lr: 1\n")
+    with pytest.raises(ReslabError, match="which no reslab run wrote there"):
+        claim_new_run_dir(folder)
+    assert (folder / "config.yaml").read_text() == "lr: 1\n" and (folder / "tensorboard" / "events").is_file()
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, where):
+    from tests.conftest import assert_one_line_error
+    out = tmp_path / "f" if where == "file" else "/proc/reslab-run"
+    if where == "file":
+        out.write_text("not a folder")
+    proc = subprocess.run([sys.executable, "-m", "reslab", "train", "--steps", "2", "--out", str(out), "--name", "x",
+                           "--run.progress", "false"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert_one_line_error(proc, "cannot write the run folder")
+    assert "RunLock" not in proc.stderr and "_fd" not in proc.stderr
 
 
 def test_two_trainings_started_together_on_one_name_cannot_both_run(tmp_path):
