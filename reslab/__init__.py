@@ -4,8 +4,8 @@ from .data.preprocessing import ImageTransform, InputConfig
 from .errors import ReslabError
 from .hub import list_weights
 from .models import Backbone, ResNet, ResNetConfig, list_models, read_checkpoint, save_weights
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["ReslabError", "ResNet", "ResNetConfig", "Backbone", "create_model", "create_backbone", "load_model",
            "list_models", "list_weights", "read_checkpoint", "save_weights", "transforms_for", "input_config",
            "InputConfig", "ImageTransform", "__version__"]

@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ReslabError, choices_hint
 from .arguments import Parser
 from . import (analyze_cmd, eval_cmd, experiment_cmd, export_cmd, features_cmd, finetune_cmd, models_cmd, predict_cmd,

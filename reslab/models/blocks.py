@@ -211,14 +211,3 @@ class PreActBottleneck(_Unit):
         if not self.residual:
             return out
         return self.drop_path(out) + self._identity(x, pre)
-
-
-def block_class(block: str, preact: bool, unit: str = "auto"):
-    """The block constructor for a config: the standard four, or a 2016 Table 2 variant."""
-    if unit in ("auto", "original", "full_preact"):
-        return {("basic", False): BasicBlock, ("bottleneck", False): Bottleneck,
-                ("basic", True): PreActBasicBlock, ("bottleneck", True): PreActBottleneck}[(block, preact)]
-    from functools import partial
-
-    from .variants import VariantUnit
-    return partial(VariantUnit, unit=unit, bottleneck=block == "bottleneck")

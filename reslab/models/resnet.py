@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import ReslabError
-from .blocks import block_class
+from .variants import block_class
 from .config import ResNetConfig
 from .pooling import stem_pool
 
@@ -197,6 +197,31 @@ class ResNet(nn.Module):
                     if i in wanted:
                         feats[i] = self._final_norm(x) if i == n else x
         return [feats[j] for j in wanted]
+
+    @torch.jit.unused
+    def forward_intermediates(self, x: torch.Tensor, indices=None, norm: bool = False, stop_early: bool = False,
+                              output_fmt: str = "NCHW", intermediates_only: bool = False):
+        """timm's feature interface: (final features, [feature maps of `indices`]), or the maps alone.
+
+        indices: None (every level: 0 = stem, 1.. = layer1..), an int n (the last n levels) or a list
+        (negative counts from the end). stop_early: run no further than the deepest level asked for (the
+        "final features" are then that level's). norm is accepted for timm's signature: a ResNet has no
+        final norm, and a pre-activation net's final BN-ReLU is always applied to the last stage."""
+        if output_fmt != "NCHW":
+            raise ReslabError(f"output_fmt={output_fmt!r}: ResNets give NCHW feature maps")
+        n = len(self.stage_names)
+        if indices is None:
+            take = list(range(n + 1))
+        elif isinstance(indices, int):
+            take = list(range(n + 1 - indices, n + 1))
+        else:
+            take = [int(i) + n + 1 if int(i) < 0 else int(i) for i in indices]
+        self._check_indices(take)
+        if intermediates_only:
+            return self.forward_stages(x, take)
+        run = sorted(set(take) | ({max(take)} if stop_early else {n}))
+        feats = dict(zip(run, self.forward_stages(x, run)))
+        return feats[max(take) if stop_early else n], [feats[i] for i in take]
 
     @torch.jit.unused
     def _check_indices(self, indices: List[int]) -> None:

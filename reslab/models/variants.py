@@ -11,10 +11,12 @@ variants live here; "original" and "full_preact" are the standard blocks.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
-from .blocks import _post_activation_only, _Unit
+from .blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, _post_activation_only, _Unit
 from .layers import bottleneck_strides, bottleneck_width, conv1x1, conv3x3
 
 
@@ -75,3 +77,11 @@ class VariantUnit(_Unit):
         if self.bn_out is not None:
             out = self.relu(self.bn_out(out))
         return out
+
+
+def block_class(block: str, preact: bool, unit: str = "auto"):
+    """The block constructor for a config: the standard four, or a 2016 Table 2 variant."""
+    if unit in ("auto", "original", "full_preact"):
+        return {("basic", False): BasicBlock, ("bottleneck", False): Bottleneck,
+                ("basic", True): PreActBasicBlock, ("bottleneck", True): PreActBottleneck}[(block, preact)]
+    return partial(VariantUnit, unit=unit, bottleneck=block == "bottleneck")

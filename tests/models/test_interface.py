@@ -169,3 +169,21 @@ def test_zero_init_residual_starts_every_block_as_its_shortcut():
             out = m.layer1[1](x)
         expected = x if m.cfg.preact or kw.get("unit") == "relu_preact" else torch.relu(x)
         torch.testing.assert_close(out, expected)  # y = x + 0, or relu(x + 0) for the original unit
+
+
+def test_forward_intermediates_is_timms_on_the_same_weights():
+    """timm's newer feature interface: the same maps and final features as timm's own resnet50, same weights."""
+    from tests.reference_libs import timm as import_timm
+    timm = import_timm()
+    ours = create_model("resnet50", num_classes=10).eval()
+    theirs = timm.create_model("resnet50", num_classes=10).eval()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        for kw in ({}, {"indices": 2}, {"indices": [0, 2]}, {"indices": [1, -1], "stop_early": True}):
+            a_final, a = ours.forward_intermediates(x, **kw)
+            b_final, b = theirs.forward_intermediates(x, **kw)
+            assert len(a) == len(b) and all(torch.allclose(u, v, atol=1e-5) for u, v in zip(a, b)), kw
+            assert torch.allclose(a_final, b_final, atol=1e-5), kw
+        only = ours.forward_intermediates(x, indices=[3], intermediates_only=True)
+        assert len(only) == 1 and only[0].shape == (2, 1024, 4, 4)
