@@ -73,11 +73,11 @@ def scale_window(rng: random.Random, h: int, w: int, size: int, shorter: tuple[i
 
 
 def sample_crop(kind: str, seed: int, epoch: int, index: int, h: int, w: int, size: int,
-                shorter: tuple[int, int] | None = None) -> Crop:
+                shorter: tuple[int, int] | None = None, min_scale: float = 0.08) -> Crop:
     """The crop of sample `index` in `epoch` for an h x w image and a size x size network input."""
     rng = sample_rng(seed, epoch, index)
     if kind == "rrc":
-        top, left, ch, cw = rrc_window(rng, h, w)
+        top, left, ch, cw = rrc_window(rng, h, w, (min_scale, 1.0))
     elif kind == "scale":
         lo, hi = shorter or (round(size * 256 / 224), round(size * 480 / 224))
         top, left, ch, cw = scale_window(rng, h, w, size, (lo, hi))

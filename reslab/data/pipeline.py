@@ -17,6 +17,7 @@ class Pipeline:
     preprocess: InputConfig  # the evaluation transform (written into checkpoints)
     augment_kind: str
     channels_last: bool = False
+    min_scale: float = 0.08  # rrc's smallest crop (torchvision 0.08; fastai's Imagenette recipe 0.35)
     # Auto-augment, random erasing, progressive resizing and the current epoch. Mutable and shared on
     # purpose: dataclasses.replace (fine-tuning's normalisation) copies the reference, so a loader holding
     # the train_augment of the pipeline it was built with sees what configure()/set_epoch() set later.
@@ -54,7 +55,7 @@ class Pipeline:
             shorter = (int(size * 256 / 224), int(size * 480 / 224))  # scaled with the output: the same field of view
             x = self._crop_float(x, gen, lambda f: T.scale_augment(f, gen, size, shorter=shorter))
         elif kind == "rrc":
-            x = self._crop_float(x, gen, lambda f: T.random_resized_crop(f, gen, size))
+            x = self._crop_float(x, gen, lambda f: T.random_resized_crop(f, gen, size, scale=(self.min_scale, 1.0)))
         elif kind == "whole":  # cropped, resized and flipped per sample on the whole image (data/whole.py)
             x = self._norm(ex.augment_uint8(x, gen))
         else:
@@ -89,7 +90,7 @@ class Pipeline:
 def make_pipeline(bundle: DataBundle, channels_last: bool = False) -> Pipeline:
     """The pipeline of a bundle from load_data: its evaluation transform and resolved augmentation."""
     kind = "whole" if bundle.info.get("input") == "whole" else bundle.info["augment"]
-    return Pipeline(bundle.info["eval"], kind, channels_last=channels_last)
+    return Pipeline(bundle.info["eval"], kind, channels_last=channels_last, min_scale=bundle.info.get("min_scale", 0.08))
 
 
 __all__ = ["Pipeline", "make_pipeline"]

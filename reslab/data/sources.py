@@ -37,7 +37,7 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
               skip_bad: bool = False, cache_dir: str | None = None, seed: int = 0, stream: bool = False,
               train_subset: int = 0, eval_subset: int = 0, interpolation: str = "bilinear", input: str = "square",
               augment: str = "auto", crop: int = 0, crop_pct: float = 0.0, cache_shorter: int = 0,
-              ten_crop: bool = False) -> DataBundle:
+              ten_crop: bool = False, min_scale: float = 0.08) -> DataBundle:
     """Everything a training run reads, decoded as its input path needs: the square path decodes once
     into a memory-mapped cache (or per batch with `stream`), the whole-image path crops each sample
     on the whole image; evaluation splits are decoded by the evaluation transform."""
@@ -53,7 +53,7 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
     eval_cfg = dataclasses.replace(cfg, input_size=cfg.resize) if ten_crop else cfg
     cache = Path(cache_dir or default_cache_dir())
     if input == "whole":
-        train = _whole_train(train, kind, cfg, cache_shorter, cache)
+        train = _whole_train(train, kind, cfg, cache_shorter, cache, min_scale)
     elif isinstance(train, FileSplit):
         square = InputConfig(size, size, interpolation)
         train = (StreamSplit(train.refs, torch.tensor(train.labels), size, "train", interpolation, train.shards)
@@ -66,6 +66,7 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
     small = input != "whole" and size <= 64
     return DataBundle(cat.name, cat.classes, train, evals.get("test"), evals.get("val"), cat.mean, cat.std, small,
                       info={"root": str(cat.root) if cat.root else None, "input": input, "augment": kind,
+                            "min_scale": min_scale,
                             "eval": dataclasses.replace(cfg, classes=tuple(cat.classes)), "ten_crop": ten_crop,
                             "stream": stream})
 
@@ -154,12 +155,13 @@ def sample_split(spec: str | None, split: str, cfg: InputConfig, n: int = 0, see
     return cat, s
 
 
-def _whole_train(train: FileSplit, kind: str, cfg: InputConfig, cache_shorter: int, cache_dir: Path) -> WholeSplit:
+def _whole_train(train: FileSplit, kind: str, cfg: InputConfig, cache_shorter: int, cache_dir: Path,
+                 min_scale: float = 0.08) -> WholeSplit:
     cache = None
     if cache_shorter:
         cache = build_aspect_cache(train.refs, int(cache_shorter), cache_dir / "aspect", cfg.interpolation)
     return WholeSplit(train.refs, torch.tensor(train.labels), kind, cfg.input_size, cfg.interpolation, cache,
-                      resize=cfg.resize, shards=train.shards)
+                      resize=cfg.resize, shards=train.shards, min_scale=min_scale)
 
 
 def _native_size(cat: Catalog) -> int:

@@ -200,6 +200,7 @@ class WholeSplit:
     shorter: tuple[int, int] | None = None  # scale augmentation's S range (default from size)
     resize: int = 0             # kind none: the shorter side before the centre crop
     shards: bool = False        # members of tar shards: read in webdataset's order
+    min_scale: float = 0.08     # rrc: the smallest share of the image a crop may cover
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -218,7 +219,7 @@ class WholeSplit:
             return eval_image(image, InputConfig(size, resize, self.interpolation))
 
         def crop_of(h, w):
-            return sample_crop(self.kind, seed, epoch, i, h, w, size, self.shorter)
+            return sample_crop(self.kind, seed, epoch, i, h, w, size, self.shorter, self.min_scale)
         if self.cache is None:
             return decode_crop(self.refs[i], crop_of, size, self.interpolation)
         w, h = self.cache.original_size(i)

@@ -25,6 +25,8 @@ class DataConfig:
                                     # 0: 0.875 (torchvision's 256->224) when training crops at random scales
                                     # (rrc, scale), else no resize (CIFAR's pad-and-crop, none)
     interpolation: str = "bilinear"  # bilinear | bicubic | nearest: every resize (Pillow's filters)
+    min_scale: float = 0.08         # rrc: the smallest share of the image a random crop covers (torchvision's
+                                    # 0.08; short schedules do better with less, e.g. fastai's Imagenette 0.35)
     cache_size: int = 0             # decode size for image folders (shorter side + centre crop); 0: native
     val_split: int = 0              # hold this many training images out for validation (paper: 5000)
     train_subset: int = 0           # use only this many training images (fixed by data.seed); 0: all
@@ -279,6 +281,7 @@ def validate(cfg: TrainConfig) -> None:
               ("run.keep_ckpts", cfg.run.keep_ckpts >= 1, "must be >= 1"),
               ("data.crop", cfg.data.crop >= 0, "must be >= 0 (0: the image size)"),
               ("data.crop_pct", 0 <= cfg.data.crop_pct <= 1, "must be in (0, 1] (0: the default rule)"),
+              ("data.min_scale", 0 < cfg.data.min_scale <= 1, "must be in (0, 1]"),
               ("data.cache_size", cfg.data.cache_size >= 0, "must be >= 0 (0: native)"),
               ("data.workers", cfg.data.workers >= 0, "must be >= 0"),
               ("data.cache_shorter", cfg.data.cache_shorter >= 0, "must be >= 0 (0: no cache)"),

@@ -159,7 +159,7 @@ def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
     kw = dict(cache_size=d.cache_size or None, val_split=d.val_split, download=d.download, skip_bad=d.skip_bad,
               cache_dir=d.cache_dir or None, seed=d.seed, stream=d.stream, train_subset=d.train_subset,
               eval_subset=d.eval_subset, interpolation=d.interpolation, input=d.input, augment=d.augment, crop=d.crop,
-              crop_pct=d.crop_pct, cache_shorter=d.cache_shorter, ten_crop=cfg.run.ten_crop)
+              crop_pct=d.crop_pct, cache_shorter=d.cache_shorter, ten_crop=cfg.run.ten_crop, min_scale=d.min_scale)
     if dist.is_main():
         data = load_data(d.source, **kw)
         dist.barrier()
