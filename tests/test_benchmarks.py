@@ -62,3 +62,23 @@ def test_input_pipeline_benchmark_tiny(tmp_path):
         for k in ("stream", "stream_sj", "cache"):
             assert r[f"{k}_x"] == pytest.approx(r[k] / r["reference"], rel=0.02)
         assert r["cache_mib"] > 0 and r["cache_build_s"] >= 0
+
+
+def test_imagenette_leaderboard_report_from_runs(tmp_path):
+    """The leaderboard table from run folders (what `reslab train` writes): mean ± std beside the board's row."""
+    import json as _json
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import imagenette_leaderboard as lb
+    runs = []
+    for seed, err in ((0, 0.15), (1, 0.13)):
+        run = tmp_path / f"seed-{seed}"
+        run.mkdir()
+        (run / "summary.json").write_text(_json.dumps({"val/top1_err": err, "wall_s_total": 1200.0,
+                                                        "train_img_s": 20.0, "model": "resnet18d"}))
+        (run / "metrics.jsonl").write_text("".join(_json.dumps({"kind": "eval", "step": s, "val/top1_err": err + 0.1 / s})
+                                                   + "\n" for s in (1, 2, 3)))
+        (run / "config.yaml").write_text("data: {crop: 128}\n")
+        runs.append(str(run))
+    assert lb.main(["--collect", *runs, "--epochs", "5", "--out", str(tmp_path / "rep")]) == 0
+    table = (tmp_path / "rep" / "leaderboard.md").read_text()
+    assert "**86.00 ± 1.41**" in table and "85.77" in table and (tmp_path / "rep" / "leaderboard.png").is_file()

@@ -50,8 +50,9 @@ def ship_checkpoint(weights: str, tag: str = "reslab", data: str | None = None, 
     data = data or ((train.get("data") or {}).get("source"))
     meta = portable_metadata(ckpt)
     atomic_write(weights_file, lambda p: save_file(half, str(p), metadata=meta))
-    full = evaluate_checkpoint(str(src), data, amp="off", out=None)
-    stored = evaluate_checkpoint(str(weights_file), data, amp="off", out=None)
+    vs = int((train.get("data") or {}).get("val_split") or 0)  # the same split for both (the fp16 file's
+    full = evaluate_checkpoint(str(src), data, amp="off", out=None, val_split=vs)  # portable data name differs)
+    stored = evaluate_checkpoint(str(weights_file), data, amp="off", out=None, val_split=vs)
     pre = checkpoint_input(ckpt, model_from_checkpoint(ckpt).cfg)
     card = {"arch": arch, "tag": tag, "file": weights_file.name, "sha256": sha256_of(weights_file),
             "top1": round(100 * stored.result.top1, 2), "top1_fp32": round(100 * full.result.top1, 2),

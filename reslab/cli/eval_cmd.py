@@ -24,9 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=positive, default=None,
                    help="images per evaluation batch (default: the run's run.eval_batch, else 256)")
-    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
-                   help="autocast precision; auto = what `reslab train` uses on this device")
-    p.add_argument("--ten-crop", action="store_true", help="average 10 crops (corners + centre, mirrored)")
+    p.add_argument("--amp", default=None, choices=("auto", "off", "bf16", "fp16"),
+                   help="autocast precision (default: the run's; auto = what `reslab train` uses on this device)")
+    p.add_argument("--ten-crop", action="store_true", default=None,
+                   help="average 10 crops (corners + centre, mirrored; default: what the run did)")
     p.add_argument("--crop", type=positive, default=0, help="network input size (default: the checkpoint's, else the image's)")
     p.add_argument("--mean", type=float, nargs=3, default=None, help="normalisation (default: checkpoint's, else ImageNet's)")
     p.add_argument("--std", type=float, nargs=3, default=None, help="normalisation std (default: checkpoint's, else ImageNet's)")

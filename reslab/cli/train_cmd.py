@@ -5,6 +5,7 @@ import argparse
 import statistics
 import sys
 
+from ..errors import ReslabError
 from ..training import config as C
 from ..utils.table import format_table
 from .arguments import parse_assignments, parse_seeds
@@ -76,6 +77,8 @@ def train_with(args: argparse.Namespace, overrides: dict) -> int:
     from ..training import Interrupted, resume_config, train
     from ..training.distributed import is_main
     recipe = args.recipe
+    if args.resume and args.seeds:
+        raise ReslabError("--resume continues one run; --seeds starts new ones: resume each seed's run folder instead")
     if args.resume:  # the config recorded in the checkpoint resumed from, plus whatever is given now
         cfg = resume_config(args.resume, overrides)
     else:

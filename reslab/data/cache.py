@@ -3,10 +3,12 @@ change. Decoding writes straight into the mapped file, so memory stays bounded w
 (50,000 ImageNet validation images at 224 px are 7.5 GB on disk, not in memory)."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -75,35 +77,57 @@ def cached_split(split: FileSplit, cfg: InputConfig, cache_dir: str | Path | Non
     data, meta = folder / f"{key}.npy", folder / f"{key}.json"
     if data.is_file() and meta.is_file():
         try:
-            return _open(data, json.loads(meta.read_text()), split.name)
+            return _open(data, json.loads(meta.read_text()), split)
         except (OSError, ValueError, KeyError):
             log.warning("image cache %s unreadable; rebuilding", data)
     n, side = len(split), cfg.input_size
     try:
         with atomic_path(data) as tmp:
             arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, side, side))
+            _reserve(tmp, folder)  # a sparse map hitting a full disk would die of SIGBUS, not raise
             _, ok = decode_split(split, cfg, arr, skip_bad)
             arr.flush()
             del arr
         with atomic_path(meta) as tmp:
             tmp.write_text(json.dumps({"root": str(split.root), "resize": cfg.resize, "size": side,
                                        "labels": list(split.labels), "bad": np.flatnonzero(~ok).tolist()}))
-        return _open(data, json.loads(meta.read_text()), split.name)
-    except OSError as e:  # a read-only or full cache folder only costs speed (and memory)
+        return _open(data, json.loads(meta.read_text()), split)
+    except OSError as e:  # a read-only cache folder only costs speed (and memory)
         log.warning("could not write the image cache under %s (%s); decoding into memory", folder, e)
     images, ok = decode_split(split, cfg, skip_bad=skip_bad)
+    return _kept(torch.from_numpy(images), split, ok)
+
+
+def _reserve(path: Path, folder: Path) -> None:
+    """Allocate the whole file now: a full disk is a one-line error here, before any decoding."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                free = shutil.disk_usage(folder).free
+                raise ReslabError(f"disk full: the decode cache needs {size / 2**30:.1f} GiB under {folder} "
+                                  f"({free / 2**30:.1f} GiB free); free some, or set RESLAB_CACHE / --data.cache_dir "
+                                  f"to a larger disk") from None
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # filesystems without fallocate: carry on
+                raise
+
+
+def _kept(images: torch.Tensor, split: FileSplit, ok) -> Split:
+    """The images that could be read, with their labels (and their shard members, for the shard order)."""
+    ok = torch.as_tensor(ok, dtype=torch.bool)
     labels = torch.tensor(split.labels, dtype=torch.int64)
-    keep = torch.from_numpy(ok)
-    return Split(torch.from_numpy(images)[keep], labels[keep], split.name)
+    refs = [r for r, k in zip(split.refs, ok.tolist()) if k] if split.shards else None
+    if bool(ok.all()):
+        return Split(images, labels, split.name, split.shards, refs)
+    return Split(images[ok], labels[ok], split.name, split.shards, refs)
 
 
-def _open(data: Path, meta: dict, name: str) -> Split:
+def _open(data: Path, meta: dict, split: FileSplit) -> Split:
     images = torch.from_numpy(np.load(data, mmap_mode="c"))  # copy-on-write map: pages load on demand
-    labels = torch.tensor(meta["labels"], dtype=torch.int64)
-    if len(images) != len(labels):
+    if len(images) != len(meta["labels"]) or meta["labels"] != list(split.labels):
         raise ValueError("cache and labels disagree")
-    if meta.get("bad"):  # unreadable files skipped with data.skip_bad
-        keep = torch.ones(len(labels), dtype=torch.bool)
-        keep[meta["bad"]] = False
-        return Split(images[keep], labels[keep], name)
-    return Split(images, labels, name)
+    ok = np.ones(len(images), dtype=bool)
+    ok[meta.get("bad") or []] = False  # unreadable files skipped with data.skip_bad
+    return _kept(images, split, ok)

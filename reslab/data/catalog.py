@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 DIGITS_MEAN, DIGITS_STD = (0.30,) * 3, (0.38,) * 3
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass
@@ -76,7 +75,7 @@ def locate(spec: str | None, cache_dir: str | None = None, download: bool = Fals
                               f"a folder with train/<class>/ and val/<class>/ (or test/), tar archives of one, or "
                               f"WebDataset shards (train-*.tar)")
     if is_shard_set(parts):
-        name, classes, splits = load_shard_splits(parts)
+        name, classes, splits = load_shard_splits(parts, Path(cache_dir or default_cache_dir()))
         return Catalog(name, classes, splits, root=parts[0] if parts[0].is_dir() else parts[0].parent)
     if all(p.is_file() for p in parts):
         root = extract_archives(parts, cache_dir)
@@ -160,8 +159,9 @@ def hold_out(cat: Catalog, n: int, seed: int = 0) -> Catalog:
                           f"val split already ({cat.splits['val'].name}/): use one or the other")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(10_007 + seed))
     splits = dict(cat.splits)
-    splits["val"] = train.subset(order[:n], "val")
-    splits["train"] = train.subset(order[n:], "train")
+    rest = order[n:].sort().values if getattr(train, "shards", False) else order[n:]  # shards: file order, so
+    splits["val"] = train.subset(order[:n], "val")                                 # chunks stay consecutive
+    splits["train"] = train.subset(rest, "train")
     return replace(cat, splits=splits)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..errors import ReslabError
 from ..utils.seeding import sample_seed
 
-CROP_KINDS = ("rrc", "scale", "center")
+CROP_KINDS = ("rrc", "scale")  # augment "none" takes the evaluation transform (data/whole.py)
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,6 @@ def sample_crop(kind: str, seed: int, epoch: int, index: int, h: int, w: int, si
     elif kind == "scale":
         lo, hi = shorter or (round(size * 256 / 224), round(size * 480 / 224))
         top, left, ch, cw = scale_window(rng, h, w, size, (lo, hi))
-    elif kind == "center":
-        side = min(h, w)
-        return Crop((h - side) / 2, (w - side) / 2, side, side, False)
     else:
         raise ReslabError(f"crop kind {kind!r}: choose one of {', '.join(CROP_KINDS)}")
     return Crop(top, left, ch, cw, rng.random() < 0.5)

@@ -75,25 +75,23 @@ def decode_array(image, exif: bool = False) -> np.ndarray:
         raise ReslabError(f"cannot read image {image}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
-def decode_image(path, size: tuple[int, int] | None = None, exif: bool = False) -> torch.Tensor:
-    """One image file as a 3 x H x W uint8 tensor.
-
-    size: (height, width) to resize to (bilinear, antialiased as Pillow does), or None to keep the file's size.
-    """
-    from PIL import Image
-    arr = decode_array(path, exif)
-    if size is not None and arr.shape[:2] != tuple(size):
-        arr = np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.BILINEAR))
-    return torch.from_numpy(np.array(arr)).permute(2, 0, 1).contiguous()
+def decode_image(path, exif: bool = False) -> torch.Tensor:
+    """One image file as a 3 x H x W uint8 tensor, at its own size (resizing is the evaluation transform's:
+    data/preprocessing.py)."""
+    return torch.from_numpy(np.array(decode_array(path, exif))).permute(2, 0, 1).contiguous()
 
 
-def decode_images(paths: list[Path], size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Decode a list of same-size images into one N x C x H x W uint8 tensor."""
+def decode_images(paths: list[Path]) -> torch.Tensor:
+    """Same-size images as one N x C x H x W uint8 tensor (a one-line error names one of another size)."""
     if not paths:
         raise ReslabError("no images to decode")
-    first = decode_image(paths[0], size)
+    first = decode_image(paths[0])
     out = torch.empty((len(paths), *first.shape), dtype=torch.uint8)
     out[0] = first
     for i, p in enumerate(paths[1:], start=1):
-        out[i] = decode_image(p, size or tuple(first.shape[1:]))
+        x = decode_image(p)
+        if x.shape != first.shape:
+            raise ReslabError(f"{p} is {x.shape[2]}x{x.shape[1]}, {paths[0]} {first.shape[2]}x{first.shape[1]}: "
+                              f"decode_images stacks same-size images (resize with reslab.transforms_for)")
+        out[i] = x
     return out

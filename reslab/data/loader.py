@@ -7,13 +7,14 @@ Under DDP every rank draws the same permutation and takes its own stride of it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
 from ..errors import ReslabError
 from ..utils.seeding import batch_seed, epoch_seed
 from .shards import shard_epoch_order
-from .types import Split
+from .types import FileSplit, Split
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # uint8 batch -> float batch
 
@@ -57,11 +58,15 @@ class DeviceLoader:
         self.local_batch = batch_size // world
         self.device, self.augment, self.seed = device, augment, seed
         self.shuffle, self.drop_last, self.rank, self.world = shuffle, drop_last, rank, world
+        # decoded tar shards keep their webdataset order (only the members' places are kept for it, not the images)
+        self.shards = FileSplit(split.refs, [], split.name, Path("."), True) if split.shards and shuffle else None
 
     def __len__(self) -> int:
         return self.steps_per_epoch
 
     def order(self, epoch: int) -> torch.Tensor:
+        if self.shards is not None:
+            return split_order(self.shards, self.seed, epoch, self.rank, self.world)
         return epoch_order(len(self.labels), self.seed, epoch, self.rank, self.world, self.shuffle)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -53,12 +53,12 @@ class InputConfig:
         if self.test_input_size and self.test_resize < self.test_input_size:
             raise ReslabError(f"test input size {self.test_input_size} needs test resize >= it, got {self.test_resize}")
 
-    @classmethod
-    def from_crop_pct(cls, input_size: int, crop_pct: float, **fields: Any) -> "InputConfig":
-        """timm's rule: resize to floor(input_size / crop_pct)."""
-        if not 0 < crop_pct <= 1:
-            raise ReslabError(f"crop_pct must be in (0, 1], got {crop_pct}")
-        return cls(int(input_size), math.floor(input_size / crop_pct), **fields)
+    def with_crop(self, crop: int) -> "InputConfig":
+        """The same transform at another network input: the resize scales with it (the same crop_pct, in
+        whole pixels: crop * resize // input_size)."""
+        if crop == self.input_size:
+            return self
+        return dataclasses.replace(self, input_size=crop, resize=max(crop, crop * self.resize // self.input_size))
 
     @property
     def crop_pct(self) -> float:
@@ -109,12 +109,14 @@ class InputConfig:
 
     def to_pretrained_cfg(self, **extra: Any) -> dict[str, Any]:
         """timm's pretrained_cfg keys (timm.data.resolve_data_config reads them from `model.pretrained_cfg`)."""
+        # crop_pct a hair below input / resize: timm's floor(input_size / crop_pct) then gives resize back exactly
         cfg = {"input_size": (3, self.input_size, self.input_size), "interpolation": self.interpolation,
-               "mean": tuple(self.mean), "std": tuple(self.std), "crop_pct": self.crop_pct, "crop_mode": "center",
+               "mean": tuple(self.mean), "std": tuple(self.std), "crop_pct": self.input_size / (self.resize + 1e-6),
+               "crop_mode": "center", "resize": self.resize,
                "num_classes": len(self.classes) or None, "classes": list(self.classes) or None}
         if self.test_input_size:
             cfg.update(test_input_size=(3, self.test_input_size, self.test_input_size),
-                       test_crop_pct=self.test_input_size / self.test_resize)
+                       test_crop_pct=self.test_input_size / (self.test_resize + 1e-6), test_resize=self.test_resize)
         cfg.update(extra)
         return cfg
 
@@ -157,9 +159,24 @@ def resize_center_crop(arr: np.ndarray, resize: int, crop: int, interpolation: s
 def eval_image(image, cfg: InputConfig, exif: bool = False) -> torch.Tensor:
     """One image (a path, a shard member, a PIL image, or an H x W x 3 uint8 array) as the network's
     evaluation saw it, before normalisation: uint8 3 x input_size x input_size."""
-    arr = image if isinstance(image, np.ndarray) else decode_array(image, exif=exif)
+    arr = _rgb(image) if isinstance(image, (np.ndarray, torch.Tensor)) else decode_array(image, exif=exif)
     out = resize_center_crop(arr, cfg.resize, cfg.input_size, cfg.interpolation)
     return torch.from_numpy(np.array(out)).permute(2, 0, 1).contiguous()  # a copy: Pillow's arrays are read-only
+
+
+def _rgb(arr) -> np.ndarray:
+    """An in-memory image as H x W x 3 uint8: gray (H x W or H x W x 1) repeated, else refused in one line."""
+    if isinstance(arr, torch.Tensor):
+        raise ReslabError("the transform takes images (PIL, a path, or an H x W x 3 uint8 array), not tensors: "
+                          "for uint8 batches use ImageTransform.normalize_batch")
+    if arr.dtype != np.uint8:
+        raise ReslabError(f"expected a uint8 image array, got {arr.dtype} (scale it to 0..255 and cast, or pass a PIL image)")
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
+        return np.repeat(arr.reshape(arr.shape[0], arr.shape[1], 1), 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ReslabError(f"expected an H x W x 3 (or H x W) image array, got shape {list(arr.shape)}: convert RGBA "
+                          f"and other modes with PIL first")
+    return arr
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,

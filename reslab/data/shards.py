@@ -18,14 +18,16 @@ than world x batch) are left out of that epoch only: which ones changes with the
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import random
-import re
 import tarfile
 from pathlib import Path
 
 import torch
 
 from ..errors import ReslabError
+from ..utils.io import atomic_write
 from ..utils.seeding import epoch_seed
 from .types import FileSplit, TarMember
 
@@ -58,8 +60,35 @@ def is_shard_set(parts: list[Path]) -> bool:
     return all(p.is_file() and p.suffix == ".tar" for p in parts) and _is_shard(parts[0])
 
 
-def index_shard(path: Path) -> tuple[list[TarMember], list[int]]:
-    """The samples of one shard in file order: (image members, labels). Reads only the .cls members' bytes."""
+def index_shard(path: Path, cache_dir: Path | None = None) -> tuple[list[TarMember], list[int]]:
+    """The samples of one shard in file order: (image members, labels), from CACHE/shards when this very file
+    (path, size, time) was indexed before; else read (the .cls members' bytes only) and remembered."""
+    memo = _index_file(path, cache_dir)
+    if memo is not None and memo.is_file():
+        try:
+            rows = json.loads(memo.read_text())
+            return [TarMember(path, n, o, z) for n, o, z, _ in rows], [lab for *_, lab in rows]
+        except (OSError, ValueError, TypeError):
+            pass  # unreadable memo: index again
+    refs, labels = _read_index(path)
+    if memo is not None:
+        try:
+            atomic_write(memo, lambda t: t.write_text(json.dumps([[r.name, r.offset, r.size, lab]
+                                                                   for r, lab in zip(refs, labels)])))
+        except (OSError, ReslabError):
+            pass  # a read-only cache only costs the next process an index pass
+    return refs, labels
+
+
+def _index_file(path: Path, cache_dir: Path | None) -> Path | None:
+    if cache_dir is None:
+        return None
+    st = path.stat()
+    key = hashlib.sha256(f"shard-v1|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
+    return Path(cache_dir) / "shards" / f"{key}.json"
+
+
+def _read_index(path: Path) -> tuple[list[TarMember], list[int]]:
     images: dict[str, TarMember] = {}
     labels: dict[str, int] = {}
     order: list[str] = []
@@ -84,12 +113,12 @@ def index_shard(path: Path) -> tuple[list[TarMember], list[int]]:
     return [images[k] for k in keys], [labels[k] for k in keys]
 
 
-def shard_split(paths: list[Path], name: str) -> FileSplit:
+def shard_split(paths: list[Path], name: str, cache_dir: Path | None = None) -> FileSplit:
     """Every sample of `paths` (shard after shard, in file order) as one split."""
     refs: list[TarMember] = []
     labels: list[int] = []
     for p in paths:
-        r, lab = index_shard(p)
+        r, lab = index_shard(p, cache_dir)
         refs += r
         labels += lab
     if not refs:
@@ -97,7 +126,7 @@ def shard_split(paths: list[Path], name: str) -> FileSplit:
     return FileSplit(refs, labels, name, paths[0].parent, shards=True)
 
 
-def load_shard_splits(parts: list[Path]) -> tuple[str, list[str], dict[str, FileSplit]]:
+def load_shard_splits(parts: list[Path], cache_dir: Path | None = None) -> tuple[str, list[str], dict[str, FileSplit]]:
     """(name, classes, {"train"|"val"|"test": split}) of a shard folder or a list of training shards."""
     folder = parts[0] if parts[0].is_dir() else parts[0].parent
     splits: dict[str, FileSplit] = {}
@@ -105,9 +134,9 @@ def load_shard_splits(parts: list[Path]) -> tuple[str, list[str], dict[str, File
         for prefix in ("train", "val", "test"):
             found = _shards_in(folder, prefix)
             if found:
-                splits[prefix] = shard_split(found, prefix)
+                splits[prefix] = shard_split(found, prefix, cache_dir)
     else:
-        splits["train"] = shard_split(parts, "train")
+        splits["train"] = shard_split(parts, "train", cache_dir)
     n_classes = max(max(s.labels) for s in splits.values()) + 1
     names_file = folder / "classes.txt"
     if names_file.is_file():
@@ -153,10 +182,6 @@ def shard_epoch_order(split: FileSplit, seed: int, epoch: int, rank: int = 0, wo
     """This rank's samples of `epoch`: its stride of the shuffled order, all ranks equally long."""
     order = torch.tensor(shuffled_order(split, seed, epoch), dtype=torch.int64)
     return order[rank::world][: len(order) // world]
-
-
-def shard_name(paths: list[Path]) -> str:
-    return re.sub(r"-\d+$", "", paths[0].stem)
 
 
 def _first_line(e: BaseException) -> str:

@@ -50,7 +50,7 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
                           f"at least two")
     geometry = input_geometry(cat, input, augment, crop, crop_pct, cache_size, interpolation)
     cfg, kind, size = geometry
-    eval_cfg = dataclasses.replace(cfg, input_size=cfg.resize) if ten_crop else cfg
+    eval_cfg = dataclasses.replace(cfg, input_size=cfg.resize) if ten_crop else cfg  # ten crops: cut on the device
     cache = Path(cache_dir or default_cache_dir())
     if input == "whole":
         train = _whole_train(train, kind, cfg, cache_shorter, cache, min_scale)
@@ -62,7 +62,7 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
     for name in ("val", "test"):
         s = cat.splits.get(name)
         if s is not None:
-            evals[name] = (s if stream and isinstance(s, FileSplit) else decoded(s, eval_cfg, cache, skip_bad))
+            evals[name] = decoded(s, eval_cfg, cache, skip_bad)  # once, memory-mapped: every evaluation reads it
     small = input != "whole" and size <= 64
     return DataBundle(cat.name, cat.classes, train, evals.get("test"), evals.get("val"), cat.mean, cat.std, small,
                       info={"root": str(cat.root) if cat.root else None, "input": input, "augment": kind,
@@ -130,10 +130,10 @@ def transform_arrays(split: Split, cfg: InputConfig) -> Split:
 
 
 def evaluation_split(spec: str | None, split: str, cfg: InputConfig, *, val_split: int = 0, seed: int = 0,
-                     cache_dir: str | None = None) -> tuple[Catalog, Split | FileSplit]:
+                     cache_dir: str | None = None, eval_subset: int = 0) -> tuple[Catalog, Split | FileSplit]:
     """One split to evaluate, undecoded (files stream through `cfg`'s transform batch by batch) or as
     transformed arrays. `split`: auto (what training monitors: val, else test), val, test or train."""
-    cat = prepared_catalog(spec, cache_dir, val_split=val_split, seed=seed)
+    cat = prepared_catalog(spec, cache_dir, val_split=val_split, seed=seed, eval_subset=eval_subset)
     name = cat.evaluation_split() if split == "auto" else split
     found = cat.split(name) if name else None
     if found is None:

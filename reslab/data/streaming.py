@@ -4,16 +4,18 @@ split of files (`reslab eval` reads only that split, in bounded memory). Augment
 on the training device exactly as on the in-memory path, with the same deterministic order."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
+from ..errors import ReslabError
 from .loader import batch_generator, split_order, steps_per_epoch
 from .preprocessing import InputConfig, eval_image
 from .types import FileSplit, ImageRef, Split
 
-EVAL_WORKERS = 2
+EVAL_WORKERS = min(8, os.cpu_count() or 1)  # `reslab eval` decodes its split with these
 
 
 @dataclass
@@ -54,22 +56,40 @@ class Decoded(torch.utils.data.Dataset):
 
 @dataclass
 class EvalDecode:
-    """Image i through the evaluation transform (a class, not a lambda: workers may be spawned)."""
+    """Image i through the evaluation transform (a class, not a lambda: workers may be spawned); None for an
+    unreadable file when skipping them (data.skip_bad), as the decode cache of a training run skips it."""
 
     refs: list[ImageRef]
     cfg: InputConfig
+    skip_bad: bool = False
 
-    def __call__(self, i: int) -> torch.Tensor:
-        return eval_image(self.refs[i], self.cfg)
+    def __call__(self, i: int) -> torch.Tensor | None:
+        try:
+            return eval_image(self.refs[i], self.cfg)
+        except ReslabError:
+            if not self.skip_bad:
+                raise
+            return None
+
+
+def _collate_readable(items: list) -> tuple[torch.Tensor, torch.Tensor] | None:
+    kept = [(x, y) for x, y in items if x is not None]
+    if not kept:
+        return None
+    return torch.stack([x for x, _ in kept]), torch.stack([torch.as_tensor(y) for _, y in kept])
 
 
 def stream_batches(dataset: torch.utils.data.Dataset, batch: int, workers: int, device: torch.device,
-                   drop_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                   drop_last: bool, skip_bad: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """uint8 batches decoded by DataLoader workers, in the data set's order, moved to `device`."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=workers,
                                          drop_last=drop_last, pin_memory=device.type == "cuda",
-                                         persistent_workers=False, prefetch_factor=4 if workers else None)
-    for x, y in loader:
+                                         persistent_workers=False, prefetch_factor=4 if workers else None,
+                                         collate_fn=_collate_readable if skip_bad else None)
+    for got in loader:
+        if got is None:  # every image of the batch was unreadable (skipped)
+            continue
+        x, y = got
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
@@ -101,7 +121,7 @@ class StreamLoader:
 
 def eval_batches(split: Split | FileSplit, batch_size: int, device: torch.device,
                  prepare: Callable[[torch.Tensor], torch.Tensor], rank: int = 0, world: int = 1,
-                 cfg: InputConfig | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                 cfg: InputConfig | None = None, skip_bad: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Every image once, in order; each rank a contiguous part (metrics are summed across ranks). Files are
     decoded by workers through the evaluation transform of `cfg`, a batch at a time (bounded memory)."""
     n = len(split)
@@ -110,8 +130,8 @@ def eval_batches(split: Split | FileSplit, batch_size: int, device: torch.device
         if cfg is None:
             raise ValueError("evaluating files needs the InputConfig of their transform")
         labels = torch.tensor(split.labels, dtype=torch.int64)
-        data = Decoded(EvalDecode(split.refs, cfg), labels, torch.arange(lo, hi))
-        for x, y in stream_batches(data, batch_size, EVAL_WORKERS, device, drop_last=False):
+        data = Decoded(EvalDecode(split.refs, cfg, skip_bad), labels, torch.arange(lo, hi))
+        for x, y in stream_batches(data, batch_size, EVAL_WORKERS, device, drop_last=False, skip_bad=skip_bad):
             yield prepare(x), y
         return
     for i in range(lo, hi, batch_size):

@@ -96,13 +96,3 @@ def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     crops = [images[..., :size, :size], images[..., :size, w - size:], images[..., h - size:, :size],
              images[..., h - size:, w - size:], center_crop(images, size)]
     return torch.stack(crops + [c.flip(-1) for c in crops])
-
-
-def resize_shorter(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize float images so the shorter side is `size` (bilinear, antialiased)."""
-    h, w = images.shape[-2:]
-    if min(h, w) == size:
-        return images
-    scale = size / min(h, w)
-    return torch.nn.functional.interpolate(images, size=(round(h * scale), round(w * scale)), mode="bilinear",
-                                           antialias=True, align_corners=False)

@@ -60,12 +60,15 @@ class Split:
     images: torch.Tensor
     labels: torch.Tensor
     name: str = "train"
+    shards: bool = False                 # decoded from tar shards: trained in webdataset's order (data/shards.py)
+    refs: list | None = None             # then where each image came from (the order reads chunks of shards)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, idx: torch.Tensor, name: str | None = None) -> "Split":
-        return Split(self.images[idx], self.labels[idx], name or self.name)
+        refs = [self.refs[int(i)] for i in idx] if self.refs is not None else None
+        return Split(self.images[idx], self.labels[idx], name or self.name, self.shards, refs)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -104,14 +104,19 @@ def fetch_hf(repo_id: str, sha256: str = "", revision: str | None = None, filena
                               f"{why}: download it once with a network (huggingface-cli download {repo_id} {filename})")
         path = _download_quietly(huggingface_hub, repo_id, filename, revision, EntryNotFoundError)
     blob = path.resolve()
-    expected = sha256 or (blob.name if SHA256.match(blob.name) else "")
+    named = blob.name if SHA256.match(blob.name) else ""  # the Hub's own sha256 of the file
+    expected = sha256 or named
     if expected:
         try:
             check_hash(blob, expected, f"hf-hub:{repo_id} ({blob})")
         except ReslabError:
-            blob.unlink(missing_ok=True)  # never leave a file that failed its check in the cache
-            if path.is_symlink():
-                path.unlink()
+            if not named or sha256_of(blob) != named:  # corrupt or tampered: never leave it in the cache
+                blob.unlink(missing_ok=True)
+                if path.is_symlink():
+                    path.unlink()
+            else:  # an intact file the Hub has changed since the hash was pinned: keep it, say so
+                raise ReslabError(f"hf-hub:{repo_id} has changed on the Hub since its sha256 was pinned ({sha256[:12]}"
+                                  f"...): pin the revision that matches (hf-hub:{repo_id}@REVISION)") from None
             raise
     return blob, bool(expected)
 
@@ -133,9 +138,12 @@ def _download_quietly(hub, repo_id: str, filename: str, revision: str | None, no
 
 
 def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to the Hub opens (a few seconds at most, instead of minutes of retries)."""
+    """Whether a TCP connection to the Hub opens (a few seconds at most, instead of minutes of retries).
+    Behind a proxy a direct connection proves nothing: then huggingface_hub is left to try."""
     import socket
     from urllib.parse import urlparse
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
     url = urlparse(endpoint)
     try:
         with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):

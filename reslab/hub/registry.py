@@ -128,7 +128,12 @@ def find_weights(spec: str, arch: str | None = None) -> WeightSet | None:
         raise ReslabError(f"unknown weights {spec!r}; {choices_hint(spec, [w.name for w in list_weights(a)], limit=8)}")
     if "/" in spec or "\\" in spec or re.search(r"\.(pth?|th|bin|safetensors|ckpt|tar)$", spec):
         return None
-    name = spec.split(".")[-1] if spec.startswith(("ResNet", "ResNeXt", "Wide_")) and "_Weights." in spec else spec
+    if spec.startswith(("ResNet", "ResNeXt", "Wide_")) and "_Weights." in spec:  # torchvision's enum spellings
+        enum_arch = spec.split("_Weights.")[0].lower()  # ResNet50_Weights -> resnet50, Wide_ResNet50_2 -> wide_resnet50_2
+        if arch is not None and enum_arch != arch:
+            raise ReslabError(f"weights {spec} are torchvision's for {enum_arch}, not {arch}")
+        spec, arch = spec.split(".")[-1], enum_arch
+    name = spec
     name = f"torchvision:{name}" if re.fullmatch(r"IMAGENET1K_V\d", name) else name
     if name in ("DEFAULT", "torchvision:DEFAULT"):
         return torchvision_default(spec, arch)

@@ -3,7 +3,6 @@ with, read from the checkpoint (reslab) or the named set, or given/defaulted (th
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +76,7 @@ def load_inference_model(weights: str, model: str | None = None, classes: list[s
             else model)
     cfg = opened.input_config(net.cfg)
     if crop:
-        cfg = dataclasses.replace(cfg, input_size=crop, resize=max(crop, math.floor(crop / cfg.crop_pct)))
+        cfg = cfg.with_crop(crop)
     if image_size:
         cfg = dataclasses.replace(cfg, resize=image_size, input_size=min(cfg.input_size, image_size))
     cfg = dataclasses.replace(cfg, mean=tuple(mean or cfg.mean), std=tuple(std or cfg.std))

@@ -23,7 +23,7 @@ from ..utils.io import atomic_write
 log = logging.getLogger(__name__)
 
 FORMAT_KEY = "reslab_format"
-FORMAT_VERSION = 1  # bump when an older reslab could misread a newer file
+FORMAT_VERSION = 2  # bump when an older reslab could misread a newer file (2: preprocess as InputConfig)
 _NESTED = ("state_dict", "model", "model_state_dict", "module", "net")
 _PREFIXES = ("module.", "_orig_mod.", "model.")
 _RENAMES = {"linear.": "fc."}  # akamaster's CIFAR classifier
@@ -110,6 +110,16 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if renamed and source == "torch state dict":
         source = "community CIFAR checkpoint (module./linear naming)"
     return Checkpoint(state, source, meta)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a safetensors file alone (its header: no tensor is read)."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:  # noqa: BLE001 - corrupt or truncated header
+        raise ReslabError(f"{path} is not a readable safetensors file (corrupt or truncated?): {_first_line(e)}") from None
 
 
 def _check_format(path: Path, meta: dict[str, str]) -> None:

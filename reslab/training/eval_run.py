@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from ..utils.io import atomic_write
 from . import plots
 from .config import RunConfig
 from .device import resolve_speed
-from .evaluate import EvalResult, evaluate
+from .evaluate import EvalResult, evaluate, ten_crop_decode
 
 SPLITS = ("auto", "val", "test", "train")
 
@@ -37,10 +36,12 @@ class EvalReport:
 
 
 def evaluate_checkpoint(weights: str, data: str | None = None, *, model: str | None = None, split: str = "auto",
-                        device: str = "auto", batch_size: int | None = None, ten_crop: bool = False,
+                        device: str = "auto", batch_size: int | None = None, ten_crop: bool | None = None,
                         mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                        crop: int = 0, out: str | None = None, amp: str = "auto",
+                        crop: int = 0, out: str | None = None, amp: str | None = None,
                         val_split: int | None = None) -> EvalReport:
+    """None (the defaults) take what the run did: its data, held-out split and subset, ten-crop, batch size,
+    precision and unreadable-file skipping; a third-party file gets auto precision and no ten-crop."""
     if split not in SPLITS:
         raise ReslabError(f"split {split!r} is invalid; choose one of {', '.join(SPLITS)}")
     if batch_size is not None and batch_size < 1:
@@ -52,24 +53,28 @@ def evaluate_checkpoint(weights: str, data: str | None = None, *, model: str | N
                           f"(the checkpoint records its architecture)")
     net = model_from_checkpoint(ckpt, model, str(path))
     trained = (ckpt.train_config or {}).get("data") or {}
+    run_cfg = (ckpt.train_config or {}).get("run") or {}
     data = data or recorded_data(ckpt, opened.weight_set, str(weights))
     same_data = data == trained.get("source")
     vs = val_split if val_split is not None else (int(trained.get("val_split") or 0) if same_data else 0)
+    ten_crop = bool(run_cfg.get("ten_crop", False)) if ten_crop is None else ten_crop
     cfg = _input(opened.input_config(net.cfg), mean, std, crop)
-    decode = dataclasses.replace(cfg, input_size=cfg.resize) if ten_crop else cfg  # ten crops cut from the resized image
+    decode = ten_crop_decode(cfg) if ten_crop else cfg
     cat, target = evaluation_split(data, split, decode, val_split=vs,
-                                   seed=int(trained.get("seed", 0)) if same_data else 0)
+                                   seed=int(trained.get("seed", 0)) if same_data else 0,
+                                   eval_subset=int(trained.get("eval_subset") or 0) if same_data else 0)
     n_cls = net.cfg.num_classes
     if n_cls != len(cat.classes):
         raise ReslabError(f"the model has {n_cls} classes but --data {data} has {len(cat.classes)}")
     if ckpt.classes and not same_classes(ckpt.classes, cat.classes):
         raise ReslabError(f"class names differ between the checkpoint and the data: {ckpt.classes[:5]}... vs "
                           f"{cat.classes[:5]}...")
-    speed = resolve_speed(RunConfig(device=device, amp=amp))  # the same precision `reslab train` evaluates with
+    speed = resolve_speed(RunConfig(device=device, amp=amp or str(run_cfg.get("amp", "auto"))))  # as the run did
     net = net.to(speed.device)
-    batch = batch_size or int(((ckpt.train_config or {}).get("run") or {}).get("eval_batch") or 256)
+    batch = batch_size or int(run_cfg.get("eval_batch") or 256)
     res = evaluate(net, target, n_cls, lambda x: normalize(x, cfg.mean, cfg.std), speed.device, batch,
-                   speed.amp_dtype, cfg.input_size if ten_crop else 0, decode)
+                   speed.amp_dtype, cfg.input_size if ten_crop else 0, cfg,
+                   skip_bad=bool(trained.get("skip_bad")) and same_data)
     out_dir = Path(out) if out else run_eval_dir(path)
     if out_dir is not None:
         write_report(res, cat.classes, str(path), out_dir, f"{path.name} on {cat.name}")
@@ -94,7 +99,7 @@ def recorded_data(ckpt, weight_set, label: str) -> str:
 def _input(cfg: InputConfig, mean, std, crop: int) -> InputConfig:
     """The checkpoint's evaluation transform; --crop rescales it (same crop_pct), --mean/--std replace."""
     if crop:
-        cfg = dataclasses.replace(cfg, input_size=crop, resize=max(crop, math.floor(crop / cfg.crop_pct)))
+        cfg = cfg.with_crop(crop)
     if mean is not None:
         cfg = dataclasses.replace(cfg, mean=tuple(mean))
     if std is not None:

@@ -1,6 +1,7 @@
 """Evaluation: top-1/top-5 error, per-class accuracy and the confusion matrix, reduced across ranks."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -39,20 +40,27 @@ class EvalResult:
                 f"{self.split}/top5_err": self.top5_err}
 
 
+def ten_crop_decode(cfg: InputConfig) -> InputConfig:
+    """What ten-crop evaluation decodes: the resized image's centre square, whose corners and centre are cut."""
+    return dataclasses.replace(cfg, input_size=cfg.resize)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split | FileSplit, num_classes: int, prepare, device: torch.device,
              batch_size: int = 512, amp_dtype: torch.dtype | None = None, ten_crop_size: int = 0,
-             cfg: InputConfig | None = None) -> EvalResult:
+             cfg: InputConfig | None = None, skip_bad: bool = False) -> EvalResult:
     """prepare: uint8 batch -> network input. With ten_crop_size, the logits of 10 crops are averaged
     (prepare must then keep the full image: crops are cut here). Files (a FileSplit) are decoded batch by
-    batch through `cfg`'s evaluation transform."""
+    batch through `cfg`'s evaluation transform (with ten crops: the centre square of the resized image)."""
+    if cfg is not None and ten_crop_size:
+        cfg = ten_crop_decode(cfg)
     was_training = model.training
     model.eval()
     rank, world = dist.rank(), dist.world_size()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     k = min(5, num_classes)
-    for x, y in eval_batches(split, batch_size, device, prepare, rank, world, cfg):
+    for x, y in eval_batches(split, batch_size, device, prepare, rank, world, cfg, skip_bad):
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             if ten_crop_size:
                 crops = T.ten_crop(x, ten_crop_size)

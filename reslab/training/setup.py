@@ -76,6 +76,8 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
         raise ReslabError("run.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); on CPU each "
                           "process normalises with its own batch statistics")
     dist.init(speed.device)
+    if speed.device.type == "cuda":  # fixed input sizes: let cuDNN pick its fastest kernels (as torchvision's
+        torch.backends.cudnn.benchmark = True  # reference scripts); GPU runs are reproducible to a tolerance anyway
     data = _load_data_rank0_first(cfg)
     pipeline = make_pipeline(data, speed.channels_last)
     directory = run_dir or Path(cfg.run.out) / dist.broadcast_object(run_name(cfg.model, data.name, cfg.run.name))

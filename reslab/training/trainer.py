@@ -8,7 +8,6 @@ all-reduce, and every rank stops there and saves one consistent checkpoint.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import signal
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import ReslabError
-from ..models.weights import load_into, read_checkpoint
+from ..models.weights import load_into, read_checkpoint, read_metadata
 from ..utils.progress import Progress
 from ..utils.seeding import step_seed
 from . import distributed as dist
@@ -151,16 +150,20 @@ class _LoopState:
         return self.wall_before + time.perf_counter() - self.t0
 
 
-def train(cfg: TrainConfig, resume: str | None = None) -> RunResult:
+def train(cfg: TrainConfig | None = None, resume: str | None = None) -> RunResult:
     """Run `cfg`; with `resume` (a run folder, its checkpoints folder or one checkpoint) continue that run
-    from the checkpoint, in its own folder. The config of a resumed run is the checkpoint's own (see
-    resume_config); RUN/config.yaml is rewritten only once the checkpoint has loaded into the run."""
+    from the checkpoint, in its own folder, with the config recorded there (resume_config(resume, overrides)
+    makes it, flags on top; a `cfg` given with `resume` is used as it is). RUN/config.yaml is rewritten
+    only once the checkpoint has loaded into the run."""
     run_dir, state, ckpt = None, None, None
     if resume:
+        cfg = cfg or resume_config(resume)
         ckpt = find_checkpoint(resume)
         state = load_state(ckpt)
         run_dir = ckpt.parent.parent
         _warn_if_not_last(ckpt)
+    if cfg is None:
+        raise ReslabError("train() needs a config (reslab.training.build_config) or a run to resume")
     run = build_run(cfg, run_dir)
     try:
         start = 0
@@ -178,7 +181,7 @@ def resume_config(resume: str, overrides: dict | None = None) -> TrainConfig:
     """The config a resumed run continues with: the one recorded in the checkpoint it resumes from (not
     whatever RUN/config.yaml or a recipe says), with `overrides` (e.g. a longer schedule) on top."""
     ckpt = find_checkpoint(resume)
-    text = read_checkpoint(ckpt / "model.safetensors").metadata.get("train_config")
+    text = read_metadata(ckpt / "model.safetensors").get("train_config")
     if not isinstance(text, str):
         raise ReslabError(f"{ckpt} records no training config (written by another tool?): it cannot be resumed")
     return config_from_yaml(text, overrides, f"the config recorded in {ckpt}")
@@ -349,9 +352,8 @@ def _evaluate(run: Run, step: int, metrics, split=None) -> EvalResult | None:
         return None
     cfg = run.pipeline.preprocess
     ten = cfg.input_size if run.cfg.run.ten_crop else 0
-    decode = dataclasses.replace(cfg, input_size=cfg.resize) if ten else cfg  # ten crops are cut from the resized image
     res = evaluate(run.eval_model, split, len(run.data.classes), run.pipeline.eval_input(bool(ten)),
-                   run.speed.device, run.cfg.run.eval_batch, run.speed.amp_dtype, ten, decode)
+                   run.speed.device, run.cfg.run.eval_batch, run.speed.amp_dtype, ten, cfg)
     metrics.write({"kind": "eval", "step": step, **res.summary()})
     return res
 

@@ -154,3 +154,39 @@ def test_registry_and_checkpoint_schemas_are_the_same_object():
     assert isinstance(ws.preprocess, InputConfig) and (ws.preprocess.resize, ws.preprocess.input_size) == (232, 224)
     d = json.loads(json.dumps(ws.preprocess.to_dict()))
     assert InputConfig.from_dict(d) == ws.preprocess
+
+
+@pytest.mark.parametrize("size,resize", [(224, 354), (128, 186), (192, 225), (224, 235), (160, 168), (7, 9)])
+def test_pretrained_cfg_round_trips_to_the_same_resize_in_reslab_and_timm(size, resize):
+    cfg = InputConfig(size, resize, "bicubic")
+    pcfg = cfg.to_pretrained_cfg()
+    assert InputConfig.from_dict(pcfg) == cfg
+    import math
+    assert math.floor(size / pcfg["crop_pct"]) == resize  # timm's own rule gives the resize back exactly
+
+
+def test_a_new_crop_keeps_the_crop_pct_in_whole_pixels():
+    cfg = InputConfig(224, 256)
+    assert cfg.with_crop(224) is cfg and (cfg.with_crop(128).input_size, cfg.with_crop(128).resize) == (128, 146)
+    assert InputConfig(224, 235).with_crop(128).resize == 134  # floor(128 / 0.95), as timm
+
+
+def test_in_memory_images_are_checked_in_one_line():
+    t = reslab.transforms_for(InputConfig(8, 8))
+    gray = np.zeros((10, 12), np.uint8)
+    assert t.uint8(gray).shape == (3, 8, 8)
+    for bad, why in ((np.zeros((10, 12, 4), np.uint8), "H x W x 3"), (np.zeros((10, 12, 3), np.float32), "uint8"),
+                     (torch.zeros(3, 10, 12, dtype=torch.uint8), "not tensors")):
+        with pytest.raises(ReslabError, match=why):
+            t(bad)
+
+
+def test_a_model_from_a_reslab_run_carries_the_runs_evaluation(tmp_path):
+    from reslab.training import build_config, train
+    r = train(build_config("default", {"model_args.depth": 8, "schedule.steps": 4, "run.progress": False,
+                                       "run.tensorboard": False, "run.out": str(tmp_path), "run.name": "r"}))
+    model = reslab.create_model("resnet20", weights=str(r.dir))  # a run folder: its best checkpoint
+    cfg = model.pretrained_cfg
+    assert cfg["input_size"] == (3, 16, 16) and cfg["mean"] == (0.3, 0.3, 0.3) and cfg["classes"][:2] == ["0", "1"]
+    assert cfg["source"].endswith("model.safetensors")
+    assert reslab.input_config(r.dir) == reslab.input_config(model)

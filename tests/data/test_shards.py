@@ -174,3 +174,28 @@ def test_shards_are_read_in_place_and_resume_exactly(tmp_path):
     a = load_file(str(tmp_path / "sh/checkpoints/last/model.safetensors"))
     b = load_file(str(tmp_path / "shcut/checkpoints/last/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed shard run differs from the uninterrupted one"
+
+
+def test_shards_decoded_into_memory_keep_their_order(tmp_path):
+    """The square path holds shards decoded in memory: its batches follow the same two-level shuffle as a
+    streamed run (so `--data.stream` changes only memory, not the order)."""
+    from reslab.data.loader import DeviceLoader
+    root = class_ordered_shards(tmp_path / "s", sizes=(100, 100, 60), classes=4)
+    bundle = load_data(str(root), augment="none", cache_dir=str(tmp_path / "c"))
+    split = load_shard_splits([root])[2]["train"]
+    ld = DeviceLoader(bundle.train, 20, torch.device("cpu"), lambda x, g: x, seed=2)
+    ids = [i for x, _ in ld.epoch(1) for i in _identity(x)]
+    assert ids == [int(split.refs[j].name[1:6]) for j in shard_epoch_order(split, 2, 1).tolist()][:len(ids)]
+
+
+def test_a_full_disk_while_caching_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    import os as _os
+    root = class_ordered_shards(tmp_path / "s", sizes=(20, 20), classes=2)
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(_os, "posix_fallocate", full)
+    with pytest.raises(ReslabError, match="disk full: the decode cache needs"):
+        load_data(str(root), cache_dir=str(tmp_path / "c"))
+    assert not list((tmp_path / "c" / "images").glob("*.npy"))

@@ -116,3 +116,10 @@ def test_bag_of_tricks_sets_are_timms_files_for_the_matching_presets():
         assert cfg.stem_type == ("deep" if w.arch[-1] in "cd" else "") and cfg.avg_down == w.arch.endswith("d")
     assert default_weights("resnet50d").name == "resnet50d.ra2_in1k"  # timm's default tag
     assert default_weights("resnet101c").name == "resnet101c.gluon_in1k"
+
+
+def test_torchvision_enum_names_say_their_architecture():
+    assert find_weights("ResNet50_Weights.DEFAULT").name == "resnet50.tv2_in1k"  # no --model needed
+    assert find_weights("Wide_ResNet50_2_Weights.IMAGENET1K_V1").name == "wide_resnet50_2.tv_in1k"
+    with pytest.raises(ReslabError, match="torchvision's for resnet50, not resnet18"):
+        find_weights("ResNet50_Weights.IMAGENET1K_V2", "resnet18")

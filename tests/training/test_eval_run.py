@@ -99,3 +99,11 @@ def test_ten_crop_evaluation_averages_the_logits_of_the_ten_crops():
     expected_loss = torch.nn.functional.cross_entropy(logits, split.labels).item()
     assert res.loss == pytest.approx(expected_loss, rel=1e-5)
     assert res.top1 == pytest.approx((logits.argmax(1) == split.labels).double().mean().item())
+
+
+def test_eval_uses_the_runs_evaluation_subset_and_refuses_seeds_with_resume(tmp_path):
+    r = _train(tmp_path, "sub", **{"data.eval_subset": 50})
+    rep = evaluate_checkpoint(str(r.dir / "checkpoints" / "last"))
+    assert rep.result.n == 50 and rep.result.top1_err == r.final["test/top1_err"]
+    from reslab.cli.main import main
+    assert main(["train", "--resume", str(r.dir), "--seeds", "0,1"]) == 2
