@@ -59,7 +59,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"               # sgd (momentum, nesterov) | adamw (decoupled decay; e.g. lr 1e-3, decay 0.05)
+    name: str = "sgd"               # sgd (momentum, nesterov) | adamw (decoupled decay; e.g. lr 1e-3, decay 0.05) |
+                                    # radam | ranger (RAdam + Lookahead: fastai's Imagenette optimiser)
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = False
@@ -68,8 +69,10 @@ class OptimConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.0          # > 0: keep an exponential moving average of the weights
     grad_clip: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
-    eps: float = 1e-8               # adamw
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw, radam, ranger
+    eps: float = 1e-8               # adamw, radam, ranger
+    lookahead_k: int = 6            # ranger: the slow weights catch up every k steps ...
+    lookahead_alpha: float = 0.5    # ... by this share of the way
 
 
 @dataclass
@@ -142,7 +145,7 @@ class TrainConfig:
 
 SECTIONS = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "run": RunConfig, "finetune": FinetuneConfig}
 CHOICES = {
-    "data.augment": ("auto", "cifar", "scale", "rrc", "none"), "optim.name": ("sgd", "adamw"),
+    "data.augment": ("auto", "cifar", "scale", "rrc", "none"), "optim.name": ("sgd", "adamw", "radam", "ranger"),
     "schedule.name": ("multistep", "cosine", "constant", "onecycle", "flat_cos"), "schedule.unit": ("step", "epoch"),
     "schedule.warmup_mode": ("constant", "linear"), "run.amp": ("auto", "off", "bf16", "fp16"),
     "run.channels_last": ("auto", "on", "off"),
@@ -274,6 +277,8 @@ def validate(cfg: TrainConfig) -> None:
               ("schedule.warmup_lr", cfg.schedule.warmup_lr > 0, "must be > 0"),
               ("schedule.min_lr", cfg.schedule.min_lr >= 0, "must be >= 0"),
               ("optim.grad_clip", cfg.optim.grad_clip >= 0, "must be >= 0 (0: no clipping)"),
+              ("optim.lookahead_k", cfg.optim.lookahead_k >= 1, "must be >= 1"),
+              ("optim.lookahead_alpha", 0 < cfg.optim.lookahead_alpha <= 1, "must be in (0, 1]"),
               ("run.log_every", cfg.run.log_every > 0, "must be > 0"),
               ("run.eval_every", cfg.run.eval_every >= 0, "must be >= 0 (0: once per epoch)"),
               ("run.ckpt_every", cfg.run.ckpt_every >= 0, "must be >= 0 (0: at each evaluation)"),

@@ -103,7 +103,7 @@ def test_models_carry_their_pretrained_cfg_and_timm_reads_it(tmp_path):
                         extra={"preprocess": {"input_size": 28, "resize": 32, "interpolation": "bicubic",
                                               "mean": [0.5] * 3, "std": [0.25] * 3}})
     loaded = reslab.load_model(tmp_path / "r.safetensors")  # a checkpoint file
-    assert loaded.pretrained_cfg["crop_pct"] == 28 / 32 and loaded.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
+    assert loaded.pretrained_cfg["crop_pct"] == pytest.approx(28 / 32) and loaded.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
     timm = refs.timm()
     resolved = timm.data.resolve_data_config({}, model=loaded)
     assert resolved["input_size"] == (3, 28, 28) and resolved["interpolation"] == "bicubic"
@@ -185,7 +185,7 @@ def test_a_model_from_a_reslab_run_carries_the_runs_evaluation(tmp_path):
     from reslab.training import build_config, train
     r = train(build_config("default", {"model_args.depth": 8, "schedule.steps": 4, "run.progress": False,
                                        "run.tensorboard": False, "run.out": str(tmp_path), "run.name": "r"}))
-    model = reslab.create_model("resnet20", weights=str(r.dir))  # a run folder: its best checkpoint
+    model = reslab.create_model("resnet20", depth=8, weights=str(r.dir))  # a run folder: its best checkpoint
     cfg = model.pretrained_cfg
     assert cfg["input_size"] == (3, 16, 16) and cfg["mean"] == (0.3, 0.3, 0.3) and cfg["classes"][:2] == ["0", "1"]
     assert cfg["source"].endswith("model.safetensors")
