@@ -1,24 +1,35 @@
 """reslab on a GPU in one command: a staged proof inside a time budget.
 
-Stages, in order (each writes its results into --out as soon as it ends: gpu_proof.json + gpu_proof.md,
-rewritten atomically, so a later failure or a kill loses nothing):
-  1 env          GPU, memory, torch / CUDA / cuDNN versions, bf16, CPU cores (seconds)
+Stages, in order (each writes its results into --out as soon as it ends, and after every part: gpu_proof.json +
+gpu_proof.md, rewritten atomically, so a later failure or a kill loses nothing). Time limits for the default
+--budget-s 540; a stage with a later one selected keeps its limit, the last selected stage gets all that is left:
+  1 env          GPU, memory, torch / CUDA / cuDNN versions, bf16, cudnn.benchmark, CPU cores, /dev/shm (seconds;
+                 at most 20 s)
   2 correctness  every preset's forward on the device vs the CPU in fp32 (fp32, TF32, bf16 tolerances);
-                 a train + resume on the device; torch.compile (and CUDA graphs) vs eager; reslab's resnet50 vs
-                 torchvision's and timm's with the same weights (under a minute)
-  3 throughput   ResNet-50, batch 256 at 224: training img/s with reslab's defaults (bf16 + channels_last +
-                 torch.compile) and eager, against torchvision's resnet50 (AMP + channels_last) in the same
-                 process; inference img/s; CIFAR ResNet-20/56 through reslab's loop, eager vs CUDA graphs (~2 min)
+                 reslab's resnet50 vs torchvision's and timm's with the same weights; torch.compile vs eager
+                 (inductor; CUDA graphs too when the part's time allows); a train + resume on the device (at most
+                 75 s, + 10 s for the part in progress to end)
+  3 throughput   CIFAR ResNet-20 eager (decodes the data); ResNet-50, batch 256 at 224: training img/s, eager
+                 variants first (reslab eager, torchvision's resnet50 with AMP + channels_last), then reslab's
+                 defaults (bf16 + channels_last + torch.compile); CIFAR ResNet-20 through CUDA graphs; ResNet-50
+                 inference; ResNet-56 eager vs CUDA graphs; ResNet-20 with reslab's auto compile, as time allows
+                 (at most 200 s, + 20 s for the part in progress to end)
   4 accuracy     the cifar-paper recipe (64k iterations) for ResNet-20 on the CIFAR-10 JPEG archive: wall time
                  and test error (CPU-2: 12.91 % in 3.1 h); ResNet-56 and plain-56 if their full recipe fits;
-                 scaled down (or stopped) to fit the budget, and said so; weights copied into --out
-  5 e2e          ResNet-50 on JPEG files with --data.input whole and DataLoader workers: img/s vs synthetic
+                 scaled down (or stopped) to fit the budget, and said so; weights copied into --out (what stages
+                 1-3 leave, less stage 5's 50 s: ~190 s)
+  5 e2e          ResNet-50, eager, on JPEG files with --data.input whole and DataLoader workers, one epoch: img/s
+                 vs the synthetic figure of reslab eager (the last 50 s)
+Overruns of stages 1-3 come out of stage 4's time. A SIGTERM (the device tool's limit when less device time is
+left than the call's timeout) ends the proof like the deadline: what is measured is kept and written.
 
-Data (only the repository's working tree travels to the GPU machine, 64 MiB at most; ../shared does not):
+Data (only the repository's working tree travels to the GPU machine, 64 MiB at most; ../shared and, maybe,
+.git do not):
   mkdir -p gpu-data && cp ../shared/data/cifar10-jpeg.tar.gz gpu-data/   # 19.6 MB; /gpu-data/ is in .gitignore
+  git rev-parse HEAD > gpu-data/COMMIT                                   # stage 1 reports it when .git is absent
   and name the folder in the device tool's carry list: carry: ["gpu-data"]. The script reads --cifar, default
-  gpu-data/cifar10-jpeg.tar.gz (absent: stages 3 and 4 skip their CIFAR parts and say so).
-  Stage 5 generates 12,800 ImageNet-sized JPEG files (500x375) on the machine unless told otherwise. Imagenette:
+  gpu-data/cifar10-jpeg.tar.gz; a full run on CUDA without it stops at once (exit 2) unless --cifar none.
+  Stage 5 generates 16,000 ImageNet-sized JPEG files (500x375) on the machine unless told otherwise. Imagenette:
   the 106 MB train tar does not fit in one call (split -b 50M, carry the parts in successive calls while the
   machine is warm, cat them together outside the repository there, pass --imagenette PATH); the 44 MB val tar
   fits beside the CIFAR archive only just (63.5 of 64 MiB with today's tree): copied as
@@ -29,6 +40,8 @@ On the GPU machine, through the device tool (one call; with the machine's start 
            | tee $OUT/gpu_proof.log
   carry: ["gpu-data"]   timeout_s: 600
   (its python3 has torch, torchvision and timm; the script puts the repository on sys.path: nothing to install)
+A rerun of stage 4 alone on the still-warm machine (same --work: it plans with the speeds stage 3 saved there):
+  python3 benchmarks/gpu_proof.py --out $OUT --work /tmp/proof --stages accuracy --tta-steps N --budget-s B
 Without a GPU (what tests/benchmarks/test_gpu_proof.py runs, ~25 s):
   python benchmarks/gpu_proof.py --device cpu --tiny --out /tmp/proof
 """
@@ -45,6 +58,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -53,10 +67,10 @@ import torch  # noqa: E402
 from reslab.training import build_config  # noqa: E402
 from reslab.training.device import resolve_speed  # noqa: E402
 
-from gpuproof import accuracy, correctness, e2e, env, plan, throughput  # noqa: E402
+from gpuproof import accuracy, core, correctness, e2e, env, plan, throughput  # noqa: E402
 from gpuproof.context import Context  # noqa: E402
-from gpuproof.core import Budget, Results, Stage, fmt  # noqa: E402
-from gpuproof.data import cifar_source  # noqa: E402
+from gpuproof.core import Budget, Deadline, Results, Stage, fmt  # noqa: E402
+from gpuproof.data import cifar_problem, cifar_source  # noqa: E402
 
 TITLES = {"env": "1. Environment", "correctness": "2. Correctness", "throughput": "3. Throughput",
           "accuracy": "4. Time to accuracy", "e2e": "5. ImageNet-style input end to end"}
@@ -84,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                       "(default gpu-data/imagenette-224-val.tar if present, else "
                                                       "generated JPEGs; 'none' forces generated)")
     p.add_argument("--tta-steps", type=int, default=0,
-                   help="stage 4: this many iterations (lr steps at 50 %% / 75 %%) instead of choosing from the budget")
+                   help="stage 4: ResNet-20 trains this many iterations (lr steps at 50 %% / 75 %%) instead of as many "
+                        "as the budget allows at the measured speed; run alone (--stages accuracy) without it, stage 4 "
+                        "plans with the speeds an earlier call saved in --work, else measures one first (~30 s)")
     return p.parse_args(argv)
 
 
@@ -98,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_proof: error: --device cuda but no CUDA device here; use --device cpu", file=sys.stderr)
+        return 2
+    problem = missing_data(args, stages)
+    if problem:
+        print(f"gpu_proof: error: {problem}", file=sys.stderr)
         return 2
     budget = Budget(args.budget_s, T0)
     device = torch.device(args.device)
@@ -118,21 +138,37 @@ def main(argv: list[str] | None = None) -> int:
             "tiny": args.tiny, "stages": ",".join(stages)}
     results = ctx.results = Results(ctx.out, meta)
     caps = plan.stage_caps(args.budget_s)
+    signal.signal(signal.SIGTERM, core.on_sigterm)  # like the deadline: results kept, nothing new started
     print(f"reslab GPU proof: device {device}, budget {args.budget_s:.0f} s ({budget.left():.0f} s left after "
           f"imports), stages {', '.join(stages)}, out {ctx.out}", flush=True)
     try:
         for key in stages:
             _run_stage(key, stages, ctx, results, caps, args)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what finished is already written; mark the stage cut short
-        results.stages[-1].status = "interrupted"
+    except (KeyboardInterrupt, Deadline):  # Ctrl-C between parts, or a signal in between: what finished is written
+        if results.stages:
+            results.stages[-1].status = "interrupted"
         results.write()
         print("\ninterrupted: the results so far are in " + str(ctx.out), file=sys.stderr)
-        return 130
+        return core.stop_code() or 130
     print(f"\n== summary ({budget.elapsed():.0f} s of {args.budget_s:.0f}) ==")
     for s in results.stages:
         print(f"{s.title:<40} {s.status:<8} {s.seconds:6.0f} s  {_headline(s)}")
     print(f"results: {ctx.out / 'gpu_proof.md'} and gpu_proof.json", flush=True)
+    if core.stop_reason():
+        print(f"stopped early: {core.stop_reason()}", file=sys.stderr)
+        return core.stop_code()
     return 0
+
+
+def missing_data(args: argparse.Namespace, stages: list[str]) -> str | None:
+    """Why a full CUDA run cannot start (its CIFAR archive is missing), else None; --cifar none runs without."""
+    # stages 3 and 4 would only skip their CIFAR parts with a note: in the one device call that would cost the
+    # time-to-accuracy figure, so the run stops before it starts. An explicit --cifar PATH must exist anywhere
+    if not {"throughput", "accuracy"} & set(stages):
+        return None
+    if args.cifar not in (None, "none") or (not args.tiny and args.device.startswith("cuda")):
+        return cifar_problem(args.cifar)
+    return None
 
 
 def _run_stage(key: str, stages: list[str], ctx: Context, results: Results, caps: dict[str, float],
@@ -141,32 +177,27 @@ def _run_stage(key: str, stages: list[str], ctx: Context, results: Results, caps
     stage = Stage(key, TITLES[key])
     results.add(stage)
     t0 = time.monotonic()
-    ctx.stage_until = _stage_until(key, stages, caps, ctx.budget, args.tiny)
+    ctx.stage_until = plan.stage_until(key, stages, caps, t0, ctx.budget.end(), args.tiny)
     left = ctx.stage_until - t0
     print(f"\n== {stage.title} ({max(left, 0):.0f} s available) ==", flush=True)
-    if left < (1 if args.tiny or key == "env" else 10):
+    if core.stop_reason():
+        stage.status = "skipped"
+        stage.note(f"skipped: the proof is stopping ({core.stop_reason()})")
+    elif left < (1 if args.tiny or key == "env" else 10):
         stage.status = "skipped"
         stage.note(f"skipped: {max(left, 0):.0f} s of the budget left for it")
     else:
         if key in ("throughput", "accuracy") and not ctx.cifar_what:
             ctx.cifar, ctx.cifar_what = cifar_source(args.cifar, args.tiny, ctx.work)
-        ok = ctx.guarded(stage, stage.title, RUNNERS[key], ctx, stage)
+        # the stage's own guard ends a little after its parts' (each has the same slack): a part cut at its
+        # guard is noted by the part, not by the stage
+        slack = plan.SLACK_S["tiny" if args.tiny else "default"] + 3
+        ok = ctx.guarded(stage, stage.title, RUNNERS[key], ctx, stage, slack=slack)
         if stage.status == "running":
             stage.status = "done" if ok and not stage.problems else "partial"
     stage.seconds = time.monotonic() - t0
     results.write()
     print(stage.markdown(), flush=True)
-
-
-def _stage_until(key: str, stages: list[str], caps: dict[str, float], budget: Budget, tiny: bool) -> float:
-    """The stage's deadline: its cap, never past the budget; accuracy leaves e2e its reserve when e2e follows."""
-    end = budget.end() - (2 if tiny else 10)  # time to write the last results
-    now = time.monotonic()
-    if key in caps:
-        return min(now + caps[key], end)
-    if key == "accuracy" and "e2e" in stages:
-        return end - caps["e2e_reserve"]
-    return end
 
 
 def _headline(stage: Stage) -> str:
@@ -185,8 +216,11 @@ def _headline(stage: Stage) -> str:
             return f"{big['variant']}: {fmt(big['img_s'])} img/s training, {big['ratio']} of torchvision"
         return f"{first['model']} {first['mode']}: {fmt(first['img_s'])} img/s training" if "mode" in first else ""
     if stage.key == "accuracy":
-        return (f"{first['model']}: {fmt(first['test_err'])} % test error, {first['steps']} iterations, "
-                f"{fmt(first['wall'])} s")
+        tta = next((r[0] for title, r in rows.items() if r and title.startswith(accuracy.TITLE)), None)
+        if tta is None:
+            return ""
+        return (f"{tta['model']}: {fmt(tta['test_err'])} % test error, {tta['steps']} iterations, "
+                f"{fmt(tta['wall'])} s")
     if stage.key == "e2e":
         return f"{fmt(first['img_s'])} img/s from JPEG files, {first['ratio']} of the synthetic figure"
     return ""

@@ -1,5 +1,10 @@
 """Stage 4: time to accuracy (the rest of the budget): the cifar-paper recipe for ResNet-20 on the CIFAR-10
-JPEG archive through reslab.training.train, then ResNet-56 and plain-56 if their full recipe fits."""
+JPEG archive through reslab.training.train, then ResNet-56 and plain-56 if their full recipe fits.
+
+It plans with the speeds stage 3 measured: in this process, else those an earlier call saved in --work (a rerun
+with --stages accuracy and the same --work on the same machine), else a short eager run of its own (a probe,
+~400 steps) measures one. --tta-steps N fixes ResNet-20's length instead (the 56-layer nets still run only if
+their full recipe fits)."""
 from __future__ import annotations
 
 import shutil
@@ -8,8 +13,11 @@ import time
 import torch
 
 from . import plan
-from .core import Stage
+from .core import Stage, captured_logs
 from .runs import run_training, steady_speed
+
+PROBE_S = 60.0  # at most this long (or a quarter of the stage) for the probe
+TITLE = "cifar-paper recipe"
 
 
 def run(ctx, stage: Stage) -> None:
@@ -17,20 +25,42 @@ def run(ctx, stage: Stage) -> None:
         stage.note(f"skipped: {ctx.cifar_what}")
         stage.status = "skipped"
         return
-    t = stage.table(f"cifar-paper recipe (batch {ctx.sizes.cifar_batch}, SGD 0.1, lr / 10 at 50 % and 75 %) on "
+    if not ctx.measured.get("cifar"):
+        loaded = ctx.load_measured()
+        if loaded:
+            stage.note(f"planned with the speeds stage 3 measured in an earlier call: {loaded}")
+    t = stage.table(f"{TITLE} (batch {ctx.sizes.cifar_batch}, SGD 0.1, lr / 10 at 50 % and 75 %) on "
                     f"{ctx.cifar_what}",
                     [("model", "model"), ("plan", "iterations"), ("compile", "run.compile"), ("status", "run"),
                      ("steps", "trained"), ("test_err", "test error %"), ("at", "at iteration"), ("wall", "wall s"),
                      ("img_s", "train img/s"), ("cpu", "CPU-2 reference"), ("weights", "weights")])
+    first = ctx.sizes.tta_models[0]
+    if not _speeds(ctx, first) and not ctx.tta_steps and not ctx.tiny:
+        _probe(ctx, stage, first)
     for i, model in enumerate(ctx.sizes.tta_models):
         left = ctx.stage_until - time.monotonic()
-        speeds = ctx.measured.get("cifar", {})  # a plain net has the same layers as its residual twin: same speed
-        measured = speeds.get(model) or speeds.get(model.replace("plain", "resnet")) or {}
-        p = plan.plan_tta(left, measured, ctx.sizes.cifar_batch, first=i == 0, forced_steps=ctx.tta_steps)
+        p = plan.plan_tta(left, _speeds(ctx, model), ctx.sizes.cifar_batch, first=i == 0,
+                          forced_steps=ctx.tta_steps if i == 0 else 0)
         if p.action == "skip":
             stage.note(f"{model}: skipped, {p.why}")
             continue
         ctx.guarded(stage, model, _one, ctx, stage, t, model, p)
+
+
+def _speeds(ctx, model: str) -> dict:
+    """What stage 3 (or the probe) measured for the model; a plain net has its residual twin's layers: same speed."""
+    speeds = ctx.measured.get("cifar", {})
+    return speeds.get(model) or speeds.get(model.replace("plain", "resnet")) or {}
+
+
+def _probe(ctx, stage: Stage, model: str) -> None:
+    """No measured speed (stage 4 run alone, on a fresh --work): a short eager run measures one."""
+    # eager: a compilation would cost more than the probe; the plan then trains eager as well
+    from .throughput import cifar
+    until = min(ctx.stage_until, time.monotonic() + max(20.0, min(PROBE_S, 0.25 * (ctx.stage_until - time.monotonic()))))
+    stage.note(f"{model}: no speed measured (stage 3 not run, none saved in --work): a {ctx.sizes.cifar_steps}-step "
+               f"eager probe first (pass --tta-steps N to skip it)")
+    ctx.guarded(stage, "speed probe", cifar, ctx, stage, model, ("off",), until, until=until)
 
 
 def _one(ctx, stage: Stage, t, model: str, p: plan.TtaPlan) -> None:
@@ -43,7 +73,10 @@ def _one(ctx, stage: Stage, t, model: str, p: plan.TtaPlan) -> None:
     stage.note(f"{model}: {p.action}, {p.steps} iterations, run.compile {p.compile}: {p.why}")
     ctx.save()  # the plan is on file before the long run starts
     torch._dynamo.reset()
-    out = run_training("cifar-paper", over, ctx.stage_until)
+    with captured_logs() as cudagraph_msgs:
+        out = run_training("cifar-paper", over, ctx.stage_until)
+    for m in cudagraph_msgs[:5]:
+        stage.note(f"{model}: torch's cudagraphs log: {m}")
     last = out.last_eval() or {}
     err = last.get("test/top1_err")
     weights = out.weights()
@@ -63,6 +96,6 @@ def _one(ctx, stage: Stage, t, model: str, p: plan.TtaPlan) -> None:
                    "at": last.get("step", "-"), "wall": out.wall_s, "img_s": img_s or float("nan"), "cpu": cpu,
                    "weights": name or "-"})
     if out.status != "done":
-        stage.note(f"{model}: stopped by the budget at iteration {out.steps()} of {p.steps}; the error shown is the "
+        stage.note(f"{model}: {out.status} at iteration {out.steps()} of {p.steps}; the error shown is the "
                    f"last evaluation's (iteration {last.get('step', '-')}), not the recipe's final result")
         stage.problems += 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -16,18 +17,66 @@ from typing import Any
 import torch
 
 
-class Deadline(Exception):
-    """The time given to a stage (or the whole proof) ran out."""
+class Deadline(BaseException):
+    """The time given to a stage (or the whole proof) ran out, or a SIGTERM asked the proof to end."""
+    # a BaseException, like KeyboardInterrupt: raised by the timer wherever the main thread is, inside
+    # torch.compile too, where Dynamo and Inductor wrap every Exception (BackendCompilerFailed, ...) and the
+    # stage would report a FAILED part instead of a cut one; no `except Exception` can swallow it either
+
+
+# ---- stopping on a signal ----------------------------------------------------------------------------------------
+# A SIGTERM (the device tool's time limit, when less device time is left than the command's timeout) or a
+# Ctrl-C that reaches reslab's trainer ends the proof like the deadline: what is measured is kept and written,
+# nothing new starts. The first request wins.
+
+_STOP: list[tuple[float, str, int]] = []  # (monotonic time, why, exit code)
+_GUARDED = [0]  # depth of parts running under Context.guarded: a SIGTERM there raises Deadline
+
+
+def request_stop(why: str, code: int = 130) -> None:
+    if not _STOP:
+        _STOP.append((time.monotonic(), why, code))
+
+
+def stop_reason() -> str | None:
+    return _STOP[0][1] if _STOP else None
+
+
+def stop_code() -> int:
+    return _STOP[0][2] if _STOP else 0
+
+
+def reset_stop() -> None:
+    _STOP.clear()
+
+
+@contextmanager
+def guarded_scope() -> Iterator[None]:
+    _GUARDED[0] += 1
+    try:
+        yield
+    finally:
+        _GUARDED[0] -= 1
+
+
+def on_sigterm(signum, frame) -> None:
+    """SIGTERM: stop like the deadline. Inside a part it is cut (Deadline); elsewhere the next check stops."""
+    # during a training run reslab's trainer holds SIGTERM itself: it stops at the next step, saves a
+    # checkpoint and raises Interrupted, which runs.run_training turns into a request_stop
+    request_stop("SIGTERM (the device tool's time limit?)", 143)
+    if _GUARDED[0]:
+        raise Deadline("SIGTERM")
 
 
 class Budget:
-    """Seconds left of the whole proof, counted from the start of the process."""
+    """Seconds left of the whole proof, counted from the start of the process; a stop request ends it."""
 
     def __init__(self, total_s: float, start: float) -> None:
         self.total_s, self.start = float(total_s), start
 
     def end(self) -> float:
-        return self.start + self.total_s
+        end = self.start + self.total_s
+        return min(end, _STOP[0][0]) if _STOP else end
 
     def left(self) -> float:
         return self.end() - time.monotonic()
@@ -40,25 +89,32 @@ class Budget:
 def deadline(at: float, graceful: bool = False, grace_s: float = 30.0) -> Iterator[list[bool]]:
     """Run the body until monotonic time `at`; yields a list that holds True once the deadline has fired."""
     # graceful: SIGINT first, which reslab's trainer takes as Ctrl-C (it stops at the next step and saves a
-    # checkpoint); Deadline only if the body still runs grace_s later. Nested deadlines: the enclosing one's
-    # timer is put back afterwards, less the time spent.
+    # checkpoint); Deadline only if the body still runs grace_s later. The grace never reaches past an
+    # enclosing deadline: it ends a second before that one (so that its holder can still write what the body
+    # measured), and with under a second left there is no SIGINT, only Deadline. Nested deadlines: the
+    # enclosing one's timer is put back afterwards, less the time spent.
     entered = time.monotonic()
     remaining = at - entered
     if remaining <= 0:
         raise Deadline("no time left")
     fired: list[bool] = []
+    outer_at = math.inf  # the enclosing deadline's time, once known
 
     def on_alarm(signum, frame) -> None:
         if graceful and not fired:
             fired.append(True)
-            signal.setitimer(signal.ITIMER_REAL, grace_s)
-            signal.raise_signal(signal.SIGINT)
-            return
-        fired.append(True)
+            grace = min(grace_s, outer_at - time.monotonic() - 1.0)
+            if grace > 0:
+                signal.setitimer(signal.ITIMER_REAL, grace)
+                signal.raise_signal(signal.SIGINT)
+                return
+        if not fired:
+            fired.append(True)
         raise Deadline("deadline reached")
 
     old_handler = signal.signal(signal.SIGALRM, on_alarm)
     outer, _ = signal.setitimer(signal.ITIMER_REAL, remaining)
+    outer_at = entered + outer if outer > 0 else math.inf
     if 0 < outer < remaining:  # the enclosing deadline comes first: keep it
         signal.setitimer(signal.ITIMER_REAL, outer)
     try:
@@ -72,6 +128,46 @@ def deadline(at: float, graceful: bool = False, grace_s: float = 30.0) -> Iterat
         signal.signal(signal.SIGALRM, old_handler)
         if outer > 0:
             signal.setitimer(signal.ITIMER_REAL, max(1e-3, outer - (time.monotonic() - entered)))
+
+
+# torch's loggers of the CUDA-graph wrapping ("cudagraphs" artifact): why a graph was skipped (a CPU tensor, a
+# mutated input, dynamic shapes, ...). They are off by default and do not propagate: a handler on them sees
+# their warnings all the same
+CUDAGRAPH_LOGGERS = tuple(f"torch._inductor.{m}.__cudagraphs" for m in
+                          ("cudagraph_utils", "cudagraph_trees", "scheduler", "compile_fx", "output_code"))
+
+
+@contextmanager
+def captured_logs(names: tuple[str, ...] = CUDAGRAPH_LOGGERS, level: int = logging.WARNING,
+                  suffix: str = ".__cudagraphs") -> Iterator[list[str]]:
+    """The distinct messages (at `level` or above) of the named loggers while the body runs."""
+    msgs: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                msg = record.getMessage()
+            except Exception:  # noqa: BLE001 - a badly formatted record must not break a measurement
+                msg = str(record.msg)
+            msg = " ".join(msg.split())[:300]
+            if msg and msg not in msgs:
+                msgs.append(msg)
+
+    try:  # the artifact loggers registered so far, whatever their module (torch versions differ)
+        from torch._logging._internal import log_registry
+        names = tuple(dict.fromkeys(names + tuple(n for n in log_registry.get_artifact_log_qnames()
+                                                  if n.endswith(suffix))))
+    except Exception:  # noqa: BLE001 - private API: the fixed names still work
+        pass
+    handler = Keep(level)
+    loggers = [logging.getLogger(n) for n in names]
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        yield msgs
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
 
 
 @dataclass

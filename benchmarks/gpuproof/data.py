@@ -66,9 +66,23 @@ def image_folder(root: Path, splits: dict[str, int], size: tuple[int, int], clas
     return root
 
 
+def cifar_problem(path: str | None) -> str | None:
+    """Why the CIFAR archive a full run needs is missing (None: present, or --cifar none asked for no CIFAR runs)."""
+    if path == "none":
+        return None
+    if path:
+        return None if Path(path).exists() else f"--cifar {path}: not found"
+    if CIFAR_ARCHIVE.exists():
+        return None
+    return (f"no CIFAR-10 archive at {CIFAR_ARCHIVE.relative_to(ROOT)}: copy it there "
+            f"(cp ../shared/data/cifar10-jpeg.tar.gz gpu-data/) and carry gpu-data, or pass --cifar none")
+
+
 def cifar_source(path: str | None, tiny: bool, work: Path) -> tuple[str | None, str]:
     """(--data for reslab, what it is). Tiny runs use a generated 32x32 folder unless --cifar names a file."""
-    if path and path != "none":
+    if path == "none":
+        return None, "--cifar none: no CIFAR runs asked for"
+    if path:
         p = Path(path)
         return (str(p), f"{p.name} (--cifar)") if p.exists() else (None, f"--cifar {p}: not found")
     if not tiny:
@@ -124,8 +138,30 @@ def _val_as_train(root: Path) -> None:
             return
 
 
-def count_files(folder: Path) -> int:
+def count_files(folder: Path | str) -> int:
     return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def image_size_summary(folder: Path | str, sample: int = 40) -> str:
+    """'500x375', or the spread of widths and heights over a sample of the folder's images (headers only)."""
+    from PIL import Image
+    sizes = []
+    for root, _, files in os.walk(folder):
+        for name in sorted(files)[:4]:
+            try:
+                with Image.open(os.path.join(root, name)) as im:
+                    sizes.append(im.size)
+            except OSError:
+                continue
+        if len(sizes) >= sample:
+            break
+    if not sizes:
+        return "unknown"
+    if len(set(sizes)) == 1:
+        return f"{sizes[0][0]}x{sizes[0][1]}"
+    ws, hs = sorted(w for w, _ in sizes), sorted(h for _, h in sizes)
+    return (f"{ws[0]}-{ws[-1]} x {hs[0]}-{hs[-1]} (median {ws[len(ws) // 2]}x{hs[len(hs) // 2]}, "
+            f"{len(sizes)} sampled)")
 
 
 def _mean_kib(folder: Path) -> float:

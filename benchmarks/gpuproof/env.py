@@ -1,8 +1,10 @@
 """Stage 1: what machine this is (seconds)."""
 from __future__ import annotations
 
+import inspect
 import os
 import platform
+import shutil
 import subprocess
 from importlib import metadata
 
@@ -11,7 +13,7 @@ from reslab.training import build_config
 from reslab.training.device import resolve_speed
 
 from .core import Stage
-from .data import ROOT
+from .data import DATA_DIR, ROOT
 from .plan import dtype_name
 
 
@@ -33,6 +35,7 @@ def run(ctx, stage: Stage) -> None:
     f["CUDA (torch built with)"] = torch.version.cuda or "none"
     f["cuDNN"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else "none"
     f["CPU cores (os.cpu_count / usable)"] = f"{os.cpu_count()} / {len(os.sched_getaffinity(0))}"
+    f["/dev/shm (DataLoader workers' batches)"] = _disk("/dev/shm")
     f["python"] = platform.python_version()
     for pkg in ("torchvision", "timm", "triton", "numpy", "pillow", "simplejpeg"):
         f[pkg] = _version(pkg)
@@ -41,9 +44,41 @@ def run(ctx, stage: Stage) -> None:
                                       f"compile {speed.compile_mode or 'off'}")
     if dev.type == "cuda":
         f["TF32 (cuDNN conv / matmul)"] = f"{torch.backends.cudnn.allow_tf32} / {torch.backends.cuda.matmul.allow_tf32}"
-        f["cudnn.benchmark"] = torch.backends.cudnn.benchmark
-    f["reslab commit"] = _shell(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]) or "unknown (no .git)"
+        f["cudnn.benchmark (at start / in reslab's training here)"] = (
+            f"{torch.backends.cudnn.benchmark} / {_reslab_benchmark()}")
+    f["reslab commit"] = _commit()
     stage.status = "done"
+
+
+def _reslab_benchmark() -> str:
+    """What reslab's training sets cudnn.benchmark to on CUDA, read from the code that sets it."""
+    try:
+        from reslab.training import setup
+        src = inspect.getsource(setup.build_run)
+    except (ImportError, AttributeError, OSError, TypeError):
+        return "unknown"
+    if "cudnn.benchmark = True" in src:
+        return "True (reslab.training.setup.build_run, CUDA runs)"
+    return "not set by reslab (PyTorch's default, False)"
+
+
+def _commit() -> str:
+    """git describe where .git travelled; else gpu-data/COMMIT, written before the device call (see the docs)."""
+    described = _shell(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])
+    if described:
+        return described
+    try:
+        return (DATA_DIR / "COMMIT").read_text().strip().splitlines()[0] + " (gpu-data/COMMIT)"
+    except (OSError, IndexError):
+        return "unknown (no .git, no gpu-data/COMMIT)"
+
+
+def _disk(path: str) -> str:
+    try:
+        u = shutil.disk_usage(path)
+    except OSError:
+        return "absent"
+    return f"{u.total / 2**30:.1f} GiB, {u.free / 2**30:.1f} free"
 
 
 def _version(pkg: str) -> str:

@@ -43,9 +43,9 @@ class Sizes:
     e2e_model: str
     e2e_batch: int
     e2e_crop: int
-    e2e_steps: int
+    e2e_steps: int                   # at most one epoch of the images (workers restart between epochs)
     e2e_log: int
-    e2e_images: int
+    e2e_images: int                  # generated: one epoch covers e2e_steps batches
     e2e_image_size: tuple[int, int]  # width, height of generated images
 
 
@@ -54,7 +54,7 @@ FULL = Sizes(presets=None, fwd_batch=2, imagenet_input=64, resume_model="resnet2
              big_model="resnet50", big_input=224, big_batch=256, big_steps=15, big_warmup=5, big_reps=3,
              cifar_models=("resnet20", "resnet56"), cifar_batch=128, cifar_steps=400, cifar_log=50,
              tta_models=("resnet20", "resnet56", "plain56"), tta_steps=0,
-             e2e_model="resnet50", e2e_batch=256, e2e_crop=224, e2e_steps=300, e2e_log=20, e2e_images=12_800,
+             e2e_model="resnet50", e2e_batch=256, e2e_crop=224, e2e_steps=60, e2e_log=10, e2e_images=16_000,
              e2e_image_size=(500, 375))
 TINY = Sizes(presets=("resnet20", "plain20", "resnet18", "preact_resnet18"), fwd_batch=2, imagenet_input=32,
              resume_model="resnet8", resume_steps=6, compile_model="resnet8", ecosystem_model="resnet18",
@@ -64,11 +64,40 @@ TINY = Sizes(presets=("resnet20", "plain20", "resnet18", "preact_resnet18"), fwd
              e2e_log=1, e2e_images=40, e2e_image_size=(48, 40))
 
 
+SLACK_S = {"correctness": 10.0, "default": 20.0, "tiny": 5.0}  # past a part's deadline, to stop it gracefully
+E2E_RESERVE_S = 50.0  # stage 5 (eager, one epoch of JPEG files): workers, cuDNN's first calls, ~60 steps
+
+
 def stage_caps(budget_s: float) -> dict[str, float]:
-    """Most seconds each of the first three stages may use; accuracy takes the rest but e2e's reserve."""
-    # e2e's reserve is 0: it runs "if budget is left", i.e. if the time-to-accuracy runs end early
+    """Most seconds each of the first three stages may use (while a later stage is selected), and the time
+    stage 4 leaves to stage 5 when both are selected; stage 4 takes the rest."""
+    # at 540 s: env 20, correctness 75, throughput 200, e2e 50, accuracy what is left (~190 s)
     return {"env": min(20.0, 0.1 * budget_s), "correctness": min(75.0, 0.14 * budget_s),
-            "throughput": min(180.0, 0.34 * budget_s), "e2e_reserve": 0.0}
+            "throughput": min(200.0, 0.375 * budget_s), "e2e_reserve": min(E2E_RESERVE_S, 0.1 * budget_s)}
+
+
+def stage_until(key: str, stages: list[str], caps: dict[str, float], now: float, budget_end: float,
+                tiny: bool = False) -> float:
+    """A stage's deadline: its cap while a later stage is selected, else all that is left (the last selected
+    stage, e.g. one run alone, gets the whole rest of the budget); never past the budget's end less the time to
+    write the last results; stage 4 leaves stage 5 its reserve when stage 5 follows."""
+    end = budget_end - (2 if tiny else 10)
+    later = stages[stages.index(key) + 1:]
+    if key in caps and later:
+        return min(now + caps[key], end)
+    if key == "accuracy" and "e2e" in later:
+        return end - caps["e2e_reserve"]
+    return end
+
+
+def e2e_steps(images: int, batch: int, max_steps: int, log: int, fit: int | None = None) -> tuple[int, int]:
+    """(steps, log_every) of stage 5: within one epoch of the images (DataLoader workers restart between epochs,
+    which would put their start inside the timed windows), at most `fit` (what the time left allows at the
+    synthetic speed), with at least 4 logged windows where the epoch allows (steady_speed skips the first 2)."""
+    epoch = images // batch
+    steps = min(max_steps, epoch) if fit is None else min(max_steps, epoch, fit)
+    log = log if steps >= 4 * log else max(1, steps // 4)
+    return max(steps, min(epoch, 3 * log)), log
 
 
 def parse_stages(text: str) -> list[str]:

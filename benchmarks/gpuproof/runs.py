@@ -9,13 +9,14 @@ from typing import Any
 
 from reslab.training import Interrupted, build_config, train
 
-from .core import Deadline, deadline, median
+from .core import Deadline, deadline, median, request_stop
 
 
 @dataclass
 class RunOutcome:
     dir: Path
-    status: str                      # done | stopped (the deadline came first; a checkpoint was saved) | cut
+    status: str                      # done | stopped (the deadline came first; a checkpoint was saved) | cut |
+    #                                  interrupted (a SIGTERM or Ctrl-C stopped it, with a checkpoint; the proof ends)
     wall_s: float                    # the train() call: data, model, compilation, steps, evaluations, saving
     records: list[dict] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -44,7 +45,9 @@ class RunOutcome:
 
 def run_training(recipe: str, overrides: dict[str, Any], until: float, resume: Path | None = None) -> RunOutcome:
     """reslab.training.train under a deadline: 'stopped' at the next step (with a checkpoint), or else 'cut'."""
-    # at `until` the trainer gets SIGINT, as from Ctrl-C; it is cut if not in its loop yet or 30 s later
+    # at `until` the trainer gets SIGINT, as from Ctrl-C; it is cut if not in its loop yet or 30 s later (less
+    # where an enclosing deadline comes sooner). A SIGTERM, or the user's Ctrl-C, reaches the trainer the same
+    # way: the run is 'interrupted', its outcome is returned (so that its row is written) and the proof stops
     cfg = build_config(recipe, overrides)
     run_dir = resume or Path(cfg.run.out) / cfg.run.name
     t0, status = time.perf_counter(), "done"
@@ -53,9 +56,11 @@ def run_training(recipe: str, overrides: dict[str, Any], until: float, resume: P
             try:
                 train(cfg, resume=str(resume) if resume else None)
             except Interrupted:
-                if not fired:  # a Ctrl-C from the user: stop the whole proof
-                    raise KeyboardInterrupt from None
-                status = "stopped"
+                if fired:
+                    status = "stopped"
+                else:  # SIGTERM (the device tool's limit) or Ctrl-C: keep this run, start nothing new
+                    request_stop("a SIGTERM or Ctrl-C stopped a training run")
+                    status = "interrupted"
     except Deadline:
         status = "cut"
     wall = time.perf_counter() - t0

@@ -17,17 +17,26 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "center_crop", "normalize"]  # re-ex
 def random_crop_flip(images: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
     """CIFAR recipe: zero-pad `pad` pixels, take a random crop of the original size, flip half."""
     n, c, h, w = images.shape
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(images.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(images.device)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flips = (torch.rand(n, generator=gen) < 0.5) if flip else torch.zeros(n, dtype=torch.bool)
+    dy, dx, flips = to_device(torch.stack([dy, dx, flips.long()]), images.device)  # one copy, not three syncs
     padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
     rows = (dy[:, None] + torch.arange(h, device=images.device)[None]).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
     out = padded.gather(2, rows)
     cols = (dx[:, None] + torch.arange(w, device=images.device)[None]).view(n, 1, 1, w).expand(n, c, h, w)
     out = out.gather(3, cols)
     if flip:
-        mask = (torch.rand(n, generator=gen) < 0.5).to(images.device).view(n, 1, 1, 1)
-        out = torch.where(mask, out.flip(3), out)
+        out = torch.where(flips.bool().view(n, 1, 1, 1), out.flip(3), out)
     return out
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor of random draws on the training device: from pinned memory, without waiting for the
+    GPU (a plain copy to CUDA synchronises the stream every batch)."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def random_resized_crop(images: torch.Tensor, gen: torch.Generator, size: int, scale: tuple[float, float] = (0.08, 1.0),
@@ -85,7 +94,7 @@ def _affine_crop(images: torch.Tensor, gen: torch.Generator, left: torch.Tensor,
     sx = sw * (torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0).double() if flip else 1.0)
     theta = torch.zeros(n, 2, 3, dtype=torch.float64)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, sh, cy
-    theta = theta.to(device=images.device, dtype=images.dtype)
+    theta = to_device(theta, images.device).to(images.dtype)
     grid = torch.nn.functional.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
     return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 

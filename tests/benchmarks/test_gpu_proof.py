@@ -3,6 +3,7 @@ GPU-specific choices it makes, checked with torch.cuda mocked."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -56,10 +57,16 @@ def test_tiny_cpu_proof_runs_every_stage(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back from $OUT
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(60)
 def test_an_exhausted_budget_skips_and_says_so(tmp_path):
-    proc = _proof(tmp_path, "--device", "cpu", "--tiny", "--budget-s", "0.5", "--stages", "correctness,accuracy")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    import gpu_proof  # in this process (a subprocess would spend seconds importing torch): its clock started at import
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        rc = gpu_proof.main(["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--device", "cpu",
+                             "--tiny", "--budget-s", "0.5", "--stages", "correctness,accuracy"])
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert rc == 0
     stages = json.loads((tmp_path / "out" / "gpu_proof.json").read_text())["stages"]
     assert list(stages) == ["correctness", "accuracy"]
     for s in stages.values():
@@ -161,7 +168,97 @@ def test_cifar_runs_reach_reslab_with_the_cuda_graph_mode(monkeypatch, tmp_path)
     throughput.cifar(ctx, Stage("throughput", "3"), "resnet20", ("off", "reduce-overhead"))
     assert [(c["run.compile"], c["run.device"], c["model"]) for c in calls] == [
         ("off", "cuda:0", "resnet20"), ("reduce-overhead", "cuda:0", "resnet20")]
+    # an evaluation half-way: stage 4 evaluates inside its CUDA-graph runs, stage 3 exercises that path first
+    assert all(c["run.eval_every"] == plan.TINY.cifar_steps // 2 for c in calls)
     assert set(ctx.measured["cifar"]["resnet20"]) == {"off", "reduce-overhead"}  # what stage 4 chooses from
+    # ... and what a later call of stage 4 alone (same --work) plans with
+    again = _ctx(tmp_path, "cuda")
+    assert again.load_measured() and set(again.measured["cifar"]["resnet20"]) == {"off", "reduce-overhead"}
+
+
+def _ctx(tmp_path: Path, device: str = "cpu", sizes=plan.TINY, tiny: bool = True, budget_s: float = 60.0):
+    from gpuproof.context import Context
+    now = time.monotonic()
+    return Context(torch.device(device, 0) if device == "cuda" else torch.device(device), None, sizes, tiny,
+                   tmp_path, tmp_path, core.Budget(budget_s, now), "t", cifar="data", cifar_what="data",
+                   stage_until=now + budget_s - 10)
+
+
+def test_stage_3_runs_the_headline_early(tmp_path):
+    from gpuproof import throughput
+    names = [name for name, *_ in throughput.parts(_ctx(tmp_path, "cuda", plan.FULL, tiny=False))]
+    assert names == ["CIFAR resnet20 eager", "resnet50 training", "CIFAR resnet20 CUDA graphs", "resnet50 inference",
+                     "CIFAR resnet56", "CIFAR resnet20 auto"]
+    assert [name for name, *_ in throughput.parts(_ctx(tmp_path, "cpu", plan.FULL, tiny=False))] == [
+        "CIFAR resnet20 eager", "resnet50 training", "resnet50 inference", "CIFAR resnet56"]
+
+
+def test_stage_2_checks_compilation_before_the_trainings():
+    from gpuproof import correctness
+    assert list(correctness.SHARES) == ["presets", "torchvision / timm", "compiled vs eager", "train + resume"]
+    shares = list(correctness.SHARES.values())
+    assert shares == sorted(shares) and shares[-1] == 1.0 and shares[0] <= 0.3
+
+
+def test_reslabs_best_is_never_torchvisions(tmp_path):
+    from gpuproof import throughput
+    ctx = _ctx(tmp_path, "cuda", plan.FULL, tiny=False)
+    stage = core.Stage("throughput", "3")
+    t = stage.table("resnet50 training, batch 256", [("variant", "variant")])
+    variants = [plan.Variant("reslab eager", "reslab", torch.bfloat16, True, None),
+                plan.Variant("torchvision AMP", "torchvision", torch.bfloat16, True, None)]
+    times = {"reslab eager": [2.0, 2.0], "torchvision AMP": [1.0]}  # torchvision twice as fast
+    throughput._big_rows(ctx, stage, t, True, variants, times, {k: 1.0 for k in times}, {k: "-" for k in times})
+    assert stage.facts["reslab's best ResNet-50 training vs the anchor"].startswith("reslab eager:")
+    assert [r["ratio"] for r in t.rows] == ["0.50x", "1.00x"]
+    assert ctx.measured["big_train_eager"] == {"label": "reslab eager", "img_s": 15 * 256 / 2.0}  # stage 5's figure
+
+
+def test_the_budget_at_540_s():
+    caps = plan.stage_caps(540)
+    assert caps == {"env": 20, "correctness": 75, "throughput": 200, "e2e_reserve": 50}
+    stages = list(plan.STAGES)
+    now, got = 10.0, {}  # the budget counts from the process's start (t = 0): torch's import took 10 s
+    for key in stages:  # every stage using all of its time
+        until = plan.stage_until(key, stages, caps, now, 540.0)
+        got[key], now = until - now, until
+    assert got == {"env": 20, "correctness": 75, "throughput": 200, "accuracy": 175, "e2e": 50}
+    assert now == 530  # 10 s left to write the last results
+    # the last selected stage gets all that is left; one with a later stage selected keeps its cap
+    assert plan.stage_until("throughput", ["throughput"], caps, 10, 540) == 530
+    assert plan.stage_until("throughput", ["throughput", "accuracy"], caps, 10, 540) == 210
+    assert plan.stage_until("accuracy", ["accuracy"], caps, 10, 540) == 530
+    assert plan.stage_until("accuracy", ["accuracy", "e2e"], caps, 10, 540) == 480
+    # a rerun of stage 4 with 150 s: all of it, less the 10 s to write the results
+    assert plan.stage_until("accuracy", ["accuracy"], plan.stage_caps(150), 8, 150) == 140
+
+
+def test_stage_5_stays_within_one_epoch():
+    full = plan.FULL
+    steps, log = plan.e2e_steps(full.e2e_images, full.e2e_batch, full.e2e_steps, full.e2e_log)
+    assert (steps, log) == (full.e2e_steps, full.e2e_log) and steps * full.e2e_batch <= full.e2e_images
+    assert plan.e2e_steps(3925, 256, 60, 10) == (15, 3)       # Imagenette's val split: 15 batches, 5 windows
+    assert plan.e2e_steps(16_000, 256, 60, 10, fit=20) == (20, 5)
+    assert plan.e2e_steps(100, 256, 60, 10)[0] == 0            # under one batch: the stage skips
+    t = plan.TINY
+    steps, _ = plan.e2e_steps(t.e2e_images, t.e2e_batch, t.e2e_steps, t.e2e_log)
+    assert 0 < steps * t.e2e_batch <= t.e2e_images
+
+
+def test_a_full_cuda_run_without_the_cifar_archive_stops_at_once(monkeypatch):
+    import gpu_proof
+    from gpuproof import data
+    monkeypatch.setattr(data, "CIFAR_ARCHIVE", ROOT / "gpu-data" / "absent-for-the-test.tar.gz")
+    stages = list(plan.STAGES)
+
+    def problem(*args: str, stages=stages):
+        return gpu_proof.missing_data(gpu_proof.parse_args(["--out", "x", *args]), stages)
+    assert "no CIFAR-10 archive" in problem("--device", "cuda")
+    assert problem("--device", "cuda", "--cifar", "none") is None          # asked for explicitly
+    assert problem("--device", "cuda", "--tiny") is None                   # generated data
+    assert problem("--device", "cpu") is None                              # a CPU run only notes it
+    assert problem("--device", "cuda", stages=["env", "correctness"]) is None
+    assert "not found" in problem("--device", "cpu", "--tiny", "--cifar", "/no/such.tar.gz")
 
 
 def test_timing_synchronises_the_gpu(monkeypatch):
@@ -212,6 +309,91 @@ def test_deadline_cuts_or_stops_gracefully():
                 pass
             while True:
                 pass
+
+
+@pytest.mark.timeout(60)
+def test_a_deadline_inside_torch_compile_surfaces_as_deadline():
+    # Dynamo and Inductor wrap every Exception raised while compiling (BackendCompilerFailed, ...): the deadline
+    # must pass through them, or a stage cut during a compilation reports a FAILED part
+    import torch._dynamo
+    entered = []
+
+    def slow_backend(gm, example_inputs):
+        entered.append(True)
+        time.sleep(30)  # a compilation that outlasts its deadline
+        return gm.forward
+
+    torch._dynamo.reset()
+    try:
+        torch.compile(lambda x: x - 1, backend="eager")(torch.ones(2))  # Dynamo's imports, before the clock starts
+        fn = torch.compile(lambda x: torch.relu(x) * 2 + 1, backend=slow_backend)
+        t0 = time.monotonic()
+        with pytest.raises(core.Deadline):
+            with core.deadline(time.monotonic() + 1.0):  # tracing takes ~0.1 s: the timer fires in the backend
+                fn(torch.ones(3))
+        assert entered and time.monotonic() - t0 < 3
+    finally:
+        torch._dynamo.reset()
+
+
+@pytest.mark.timeout(30)
+def test_the_grace_ends_before_the_enclosing_deadline():
+    stop = []
+    old = signal.signal(signal.SIGINT, lambda *a: stop.append(True))  # a trainer that does not stop
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(core.Deadline):
+            with core.deadline(t0 + 1.6):
+                with core.deadline(t0 + 0.2, graceful=True, grace_s=30) as fired:
+                    while True:
+                        pass
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert stop == [True] and fired == [True]
+    # SIGINT at 0.2 s, then a grace of 0.4 s (not 30), ending a second before the enclosing deadline
+    assert time.monotonic() - t0 < 1.2
+
+
+@pytest.mark.timeout(30)
+def test_a_sigterm_ends_the_proof_like_the_deadline(tmp_path):
+    ctx = _ctx(tmp_path)
+    stage = core.Stage("accuracy", "4")
+    old = signal.signal(signal.SIGTERM, core.on_sigterm)
+
+    def part():
+        os.kill(os.getpid(), signal.SIGTERM)
+        while True:
+            time.sleep(0.01)
+    try:
+        assert not ctx.guarded(stage, "a part", part)
+        assert "stopped by SIGTERM" in stage.notes[-1] and core.stop_code() == 143
+        assert ctx.budget.left() <= 0  # nothing new fits
+        assert not ctx.guarded(stage, "the next part", lambda: None) and "not started" in stage.notes[-1]
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        core.reset_stop()
+
+
+def test_a_training_run_stopped_by_a_signal_keeps_its_outcome(monkeypatch, tmp_path):
+    # reslab's trainer takes SIGTERM (and Ctrl-C) itself: it saves a checkpoint and raises Interrupted
+    from gpuproof import runs
+    from reslab.training import Interrupted
+
+    def fake_train(cfg, resume=None):
+        raise Interrupted("interrupted at step 3: checkpoint saved")
+    monkeypatch.setattr(runs, "train", fake_train)
+    try:
+        out = runs.run_training("cifar-paper", {"run.out": str(tmp_path), "run.name": "x", "run.device": "cpu"},
+                                time.monotonic() + 30)
+        assert out.status == "interrupted" and core.stop_reason()  # its row is written, then the proof ends
+    finally:
+        core.reset_stop()
+
+
+def test_cudagraph_skip_messages_are_captured():
+    with core.captured_logs() as msgs:
+        logging.getLogger(core.CUDAGRAPH_LOGGERS[0]).warning("skipping cudagraphs due to %s", "mutated inputs")
+    assert msgs == ["skipping cudagraphs due to mutated inputs"]
 
 
 @pytest.mark.timeout(120)
