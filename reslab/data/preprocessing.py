@@ -60,6 +60,11 @@ class InputConfig:
             return self
         return dataclasses.replace(self, input_size=crop, resize=max(crop, crop * self.resize // self.input_size))
 
+    def for_ten_crop(self) -> "InputConfig":
+        """What ten-crop evaluation decodes: the resized image's centre square, whose corners and centre are
+        then cut to input_size on the device."""
+        return dataclasses.replace(self, input_size=self.resize)
+
     @property
     def crop_pct(self) -> float:
         return self.input_size / self.resize

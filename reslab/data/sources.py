@@ -48,9 +48,8 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
     if len(cat.classes) < 2:
         raise ReslabError(f"--data {spec} has {len(cat.classes)} class ({', '.join(cat.classes)}): a classifier needs "
                           f"at least two")
-    geometry = input_geometry(cat, input, augment, crop, crop_pct, cache_size, interpolation)
-    cfg, kind, size = geometry
-    eval_cfg = dataclasses.replace(cfg, input_size=cfg.resize) if ten_crop else cfg  # ten crops: cut on the device
+    cfg, kind, size = input_geometry(cat, input, augment, crop, crop_pct, cache_size, interpolation)
+    eval_cfg = cfg.for_ten_crop() if ten_crop else cfg
     cache = Path(cache_dir or default_cache_dir())
     if input == "whole":
         train = _whole_train(train, kind, cfg, cache_shorter, cache, min_scale)
@@ -66,9 +65,7 @@ def load_data(spec: str | None, *, cache_size: int | None = None, val_split: int
     small = input != "whole" and size <= 64
     return DataBundle(cat.name, cat.classes, train, evals.get("test"), evals.get("val"), cat.mean, cat.std, small,
                       info={"root": str(cat.root) if cat.root else None, "input": input, "augment": kind,
-                            "min_scale": min_scale,
-                            "eval": dataclasses.replace(cfg, classes=tuple(cat.classes)), "ten_crop": ten_crop,
-                            "stream": stream})
+                            "min_scale": min_scale, "eval": dataclasses.replace(cfg, classes=tuple(cat.classes))})
 
 
 def prepared_catalog(spec: str | None, cache_dir: str | None = None, download: bool = False, val_split: int = 0,

@@ -22,7 +22,7 @@ from ..utils.io import atomic_write
 from . import plots
 from .config import RunConfig
 from .device import resolve_speed
-from .evaluate import EvalResult, evaluate, ten_crop_decode
+from .evaluate import EvalResult, evaluate
 
 SPLITS = ("auto", "val", "test", "train")
 
@@ -59,7 +59,7 @@ def evaluate_checkpoint(weights: str, data: str | None = None, *, model: str | N
     vs = val_split if val_split is not None else (int(trained.get("val_split") or 0) if same_data else 0)
     ten_crop = bool(run_cfg.get("ten_crop", False)) if ten_crop is None else ten_crop
     cfg = _input(opened.input_config(net.cfg), mean, std, crop)
-    decode = ten_crop_decode(cfg) if ten_crop else cfg
+    decode = cfg.for_ten_crop() if ten_crop else cfg
     cat, target = evaluation_split(data, split, decode, val_split=vs,
                                    seed=int(trained.get("seed", 0)) if same_data else 0,
                                    eval_subset=int(trained.get("eval_subset") or 0) if same_data else 0)

@@ -1,7 +1,6 @@
 """Evaluation: top-1/top-5 error, per-class accuracy and the confusion matrix, reduced across ranks."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -40,11 +39,6 @@ class EvalResult:
                 f"{self.split}/top5_err": self.top5_err}
 
 
-def ten_crop_decode(cfg: InputConfig) -> InputConfig:
-    """What ten-crop evaluation decodes: the resized image's centre square, whose corners and centre are cut."""
-    return dataclasses.replace(cfg, input_size=cfg.resize)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split | FileSplit, num_classes: int, prepare, device: torch.device,
              batch_size: int = 512, amp_dtype: torch.dtype | None = None, ten_crop_size: int = 0,
@@ -53,7 +47,7 @@ def evaluate(model: nn.Module, split: Split | FileSplit, num_classes: int, prepa
     (prepare must then keep the full image: crops are cut here). Files (a FileSplit) are decoded batch by
     batch through `cfg`'s evaluation transform (with ten crops: the centre square of the resized image)."""
     if cfg is not None and ten_crop_size:
-        cfg = ten_crop_decode(cfg)
+        cfg = cfg.for_ten_crop()
     was_training = model.training
     model.eval()
     rank, world = dist.rank(), dist.world_size()
