@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # ~35 s on 2 cores
 @pytest.mark.timeout(600)
 def test_train_throughput_tiny():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--tiny"], capture_output=True,
@@ -32,6 +33,7 @@ def test_checkpoint_memory_tiny():
     assert len(mib) == 2 and all(m > 0 for m in mib) and ratio == pytest.approx(mib[0] / mib[1], abs=0.012)
 
 
+@pytest.mark.slow  # ~20 s on 2 cores
 @pytest.mark.timeout(600)
 def test_inference_benchmark_tiny(tmp_path):
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'reslab[onnx]')")

@@ -264,6 +264,9 @@ def describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str
 
 
 def _adapt_input_conv(w: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Sum (1 channel) or tile and rescale RGB filters, in fp32 whatever the checkpoint's dtype (as timm): the
+    result is cast once, to the model's dtype, when it is copied in."""
+    w = w.float()
     if in_chans == 1:
         return w.sum(dim=1, keepdim=True)
     reps = -(-in_chans // w.shape[1])

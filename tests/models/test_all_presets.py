@@ -1,7 +1,7 @@
 """One interface on every preset, in the style of timm's model tests: forward, backward, features,
 feature_info, TorchScript, torch.export with a dynamic batch, torch.compile(fullgraph=True) with and
-without activation checkpointing. Small inputs keep it fast; compile and export, which cost seconds
-per model, run on one model of each kind by default and on every preset with `-m slow`."""
+without activation checkpointing. Small inputs keep it fast; TorchScript, compile and export, which cost
+seconds per model, run on one model of each kind by default and on every preset with `-m slow`."""
 import pytest
 import torch
 
@@ -64,9 +64,15 @@ def test_forward_backward_features(built, name):
         assert fmap.shape[1] == info["num_chs"] and fmap.shape[-1] == x.shape[-1] // info["reduction"], (name, info)
 
 
-@pytest.mark.parametrize("name", _presets())
-def test_torchscript(built, name):
-    m = built(name)
+def _kinds_then_slow():
+    fast = [pytest.param(n, kw, id=n + "".join(f"-{k}{v}" for k, v in kw.items())) for n, kw in KINDS]
+    return fast + [pytest.param(n, {}, id=f"{n}-full", marks=pytest.mark.slow) for n in PRESETS]
+
+
+@pytest.mark.parametrize("name,kw", _kinds_then_slow())
+def test_torchscript(name, kw):
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=5, **kw)
     x = _input(m)
     with torch.no_grad():  # BN statistics from one batch: untrained 1,000-layer nets overflow with the initial ones
         m.train()(x)
@@ -77,11 +83,6 @@ def test_torchscript(built, name):
         torch.testing.assert_close(scripted.forward_head(scripted.forward_features(x), True),
                                    m.forward_head(m.forward_features(x), pre_logits=True), atol=1e-4, rtol=1e-4)
         assert len(scripted.forward_stages(x, [0, 1])) == 2
-
-
-def _kinds_then_slow():
-    fast = [pytest.param(n, kw, id=n + "".join(f"-{k}{v}" for k, v in kw.items())) for n, kw in KINDS]
-    return fast + [pytest.param(n, {}, id=f"{n}-full", marks=pytest.mark.slow) for n in PRESETS]
 
 
 @pytest.mark.parametrize("name,kw", _kinds_then_slow())

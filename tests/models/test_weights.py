@@ -63,6 +63,17 @@ def test_in_chans_adapted_from_rgb_weights(tmp_path):
     torch.testing.assert_close(gray.conv1.weight, ref.conv1.weight.sum(1, keepdim=True))
 
 
+@pytest.mark.parametrize("in_chans", [1, 4])
+def test_in_chans_adaptation_of_fp16_weights_is_computed_in_fp32(tmp_path, in_chans):
+    ref = torchvision_resnet("resnet18")
+    torch.save({k: v.half() for k, v in ref.state_dict().items()}, tmp_path / "r18_fp16.pth")
+    model = create_model("resnet18", in_chans=in_chans, weights=tmp_path / "r18_fp16.pth")
+    w = ref.conv1.weight.detach().half().float()  # what the file holds, read exactly
+    want = w.sum(1, keepdim=True) if in_chans == 1 else torch.cat([w, w[:, :1]], 1) * (3 / 4)
+    assert model.conv1.weight.dtype == torch.float32
+    torch.testing.assert_close(model.conv1.weight.detach(), want, rtol=0, atol=1e-7)
+
+
 def test_mismatch_gives_a_one_line_diff(tmp_path):
     torch.save(create_model("resnet20").state_dict(), tmp_path / "r20.pth")
     with pytest.raises(ReslabError) as e:

@@ -113,7 +113,7 @@ def test_invalid_new_fields_are_one_line_errors(over, msg):
 def test_imagenette_recipe_is_a_valid_starting_point():
     c = build_config("imagenette")
     assert (c.data.input, c.data.crop, c.schedule.epochs, c.optim.label_smoothing) == ("whole", 128, 5.0, 0.1)
-    assert c.schedule.name == "flat_cos" and c.optim.name == "adamw" and c.data.mixup == 0 and c.data.cutmix == 0
+    assert c.schedule.name == "flat_cos" and c.optim.name == "ranger" and c.data.mixup == 0 and c.data.cutmix == 0
     assert not c.optim.decay_norm_and_bias and c.model.startswith("resnet")
 
 
