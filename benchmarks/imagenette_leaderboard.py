@@ -60,10 +60,11 @@ def report(runs: list[dict], epochs: int, out: Path) -> str:
     size = runs[0]["crop"]
     board, entry = LEADERBOARD.get((size, epochs), (None, ""))
     mean = statistics.mean(accs)
-    sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+    sd = statistics.stdev(accs) if len(accs) > 1 else None  # one run has no spread to report
+    figure = f"**{mean:.2f}**" if sd is None else f"**{mean:.2f} ± {sd:.2f}** ({', '.join(f'{a:.2f}' for a in accs)})"
     lines = ["| | top-1 (%) | runs | wall time per run |", "|---|---|---|---|",
              f"| reslab `{runs[0]['model']}`, {size} px, {epochs} epochs (shared 224-px copy, 2 CPU cores) | "
-             f"**{mean:.2f} ± {sd:.2f}** ({', '.join(f'{a:.2f}' for a in accs)}) | {len(accs)} | "
+             f"{figure} | {len(accs)} | "
              f"{statistics.mean(r['wall_s'] for r in runs) / 60:.0f} min |"]
     if board is not None:
         lines.append(f"| leaderboard, {size} px, {epochs} epochs ({entry}) | {board:.2f} | 5 | (GPU) |")

@@ -84,3 +84,6 @@ def test_imagenette_leaderboard_report_from_runs(tmp_path):
     assert lb.main(["--collect", *runs, "--epochs", "5", "--out", str(tmp_path / "rep")]) == 0
     table = (tmp_path / "rep" / "leaderboard.md").read_text()
     assert "**86.00 ± 1.41**" in table and "85.77" in table and (tmp_path / "rep" / "leaderboard.png").is_file()
+    assert lb.main(["--collect", runs[0], "--epochs", "5", "--out", str(tmp_path / "one")]) == 0
+    one = (tmp_path / "one" / "leaderboard.md").read_text()
+    assert "**85.00** | 1 |" in one and "±" not in one  # one run has no spread to report

@@ -78,6 +78,7 @@ def _from_tars(train_tar: Path, val_tar: Path, per_class: int, val_per_class: in
 # ----------------------------------------------------------------------------------------------- layouts
 def write_layouts(out: Path, wnids: list[str], train: dict, val: dict) -> dict[str, str]:
     """Every layout of the same images; returns {layout: --data value}."""
+    from reslab.data.shards import write_shard
     val_items = [(w, b) for w in wnids for b in val[w]]  # ILSVRC2012_val_00000001... in this order
     names = [f"ILSVRC2012_val_{i + 1:08d}" for i in range(len(val_items))]
     data = {}
@@ -107,21 +108,12 @@ def write_layouts(out: Path, wnids: list[str], train: dict, val: dict) -> dict[s
     samples = [(w, b) for w in wnids for b in train[w]]  # class by class, as ImageNet's shards often are
     cuts = [0, len(samples) * 2 // 5, len(samples) * 4 // 5, len(samples)]  # three uneven shards
     for s in range(3):
-        _tar(shards / f"train-{s:06d}.tar", [(f"{k:06d}", wnids.index(w), b)
-                                              for k, (w, b) in enumerate(samples[cuts[s]:cuts[s + 1]], cuts[s])])
-    _tar(shards / "val-000000.tar", [(n, wnids.index(w), b) for n, (w, b) in zip(names, val_items)])
+        write_shard(shards / f"train-{s:06d}.tar", [(f"{k:06d}", wnids.index(w), b)
+                                                    for k, (w, b) in enumerate(samples[cuts[s]:cuts[s + 1]], cuts[s])])
+    write_shard(shards / "val-000000.tar", [(n, wnids.index(w), b) for n, (w, b) in zip(names, val_items)])
     (shards / "classes.txt").write_text("\n".join(wnids) + "\n")
     data["shards"] = str(shards)
     return data
-
-
-def _tar(path: Path, items) -> None:
-    with tarfile.open(path, "w") as tar:
-        for key, label, data in items:
-            for name, payload in ((f"{key}.jpg", data), (f"{key}.cls", str(label).encode())):
-                info = tarfile.TarInfo(name)
-                info.size = len(payload)
-                tar.addfile(info, io.BytesIO(payload))
 
 
 # ----------------------------------------------------------------------------------------------- the path

@@ -19,6 +19,7 @@ than world x batch) are left out of that epoch only: which ones changes with the
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import tarfile
@@ -182,6 +183,20 @@ def shard_epoch_order(split: FileSplit, seed: int, epoch: int, rank: int = 0, wo
     """This rank's samples of `epoch`: its stride of the shuffled order, all ranks equally long."""
     order = torch.tensor(shuffled_order(split, seed, epoch), dtype=torch.int64)
     return order[rank::world][: len(order) // world]
+
+
+def write_shard(path: str | Path, samples) -> None:
+    """Write one shard in the layout reslab reads: for each (key, class index, JPEG bytes) of `samples`, members
+    KEY.jpg and KEY.cls (the index as text), in the order given, uncompressed (written whole, then renamed)."""
+
+    def write(tmp: Path) -> None:
+        with tarfile.open(tmp, "w") as tar:
+            for key, label, image in samples:
+                for name, payload in ((f"{key}.jpg", image), (f"{key}.cls", str(int(label)).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+    atomic_write(Path(path), write)
 
 
 def _first_line(e: BaseException) -> str:

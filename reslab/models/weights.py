@@ -264,8 +264,8 @@ def describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str
 
 
 def _adapt_input_conv(w: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """Sum (1 channel) or tile and rescale RGB filters, in fp32 whatever the checkpoint's dtype (as timm): the
-    result is cast once, to the model's dtype, when it is copied in."""
+    """Sum (1 channel) or tile and rescale RGB filters, in fp32 whatever the checkpoint's dtype, as timm does;
+    the result is rounded once, to the model's dtype when it is copied in (timm rounds back to the checkpoint's)."""
     w = w.float()
     if in_chans == 1:
         return w.sum(dim=1, keepdim=True)

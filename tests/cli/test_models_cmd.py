@@ -3,8 +3,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from reslab.cli.main import main
 
 
@@ -15,7 +13,6 @@ def test_models_json_rows_for_chosen_names(capsys):
     assert rows["resnet50@1x1"]["paper_macs"] == "3.8G" and rows["resnet18d"]["params"] == 11_708_744
 
 
-@pytest.mark.slow  # ~1 min on 2 cores: every preset counted on the meta device
 def test_models_json_lists_every_preset_with_params_and_macs(capsys):
     from reslab import list_models
     assert main(["models", "--json"]) == 0

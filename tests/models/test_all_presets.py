@@ -1,7 +1,7 @@
 """One interface on every preset, in the style of timm's model tests: forward, backward, features,
 feature_info, TorchScript, torch.export with a dynamic batch, torch.compile(fullgraph=True) with and
-without activation checkpointing. Small inputs keep it fast; TorchScript, compile and export, which cost
-seconds per model, run on one model of each kind by default and on every preset with `-m slow`."""
+without activation checkpointing. Small inputs keep it fast; TorchScript and export, which cost seconds
+per model, run on one model of each kind by default, compile on three, and on every preset with `-m slow`."""
 import pytest
 import torch
 
@@ -15,7 +15,8 @@ DEEP |= {"resnet101c", "resnet152c", "resnet101d", "resnet152d", "resnet200d"}
 # One of each block kind / stem / unit, shallow, for the costly checks in the default run.
 KINDS = [("resnet20", {}), ("plain20", {}), ("preact_resnet110", {"depth": 20}), ("preact_resnet164", {"depth": 20}),
          ("resnet18", {}), ("resnet50", {}), ("resnext50_32x4d", {}), ("resnet20", {"unit": "bn_after_add"}),
-         ("resnet18d", {}), ("resnetblur50d", {"layers": (1, 1, 1, 1)})]  # deep stem, avg_down, blur-pools
+         ("resnet18d", {}), ("resnetblur50d", {"layers": (1, 1, 1, 1)}),  # deep stem, avg_down, blur-pools
+         ("resnetaa50d", {"layers": (1, 1, 1, 1)})]  # average-pool anti-aliasing
 # torch.compile costs 15-60 s a model on 2 cores: three kinds by default (basic + option A checkpointed,
 # pre-activation bottleneck, ImageNet bottleneck + option B checkpointed), every preset with -m slow.
 COMPILE_KINDS = [("resnet20", {"depth": 8}, True), ("preact_resnet164", {"depth": 11}, False),

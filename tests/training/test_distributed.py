@@ -91,7 +91,6 @@ def test_two_process_finetune_with_frozen_stages(tmp_path):
     assert not torch.equal(a["layer2.0.conv1.weight"], b["layer2.0.conv1.weight"])
 
 
-@pytest.mark.slow  # ~30 s on 2 cores; the two-process training and dead-rank tests stay in the default run
 def test_ctrl_c_on_one_rank_stops_every_rank_at_one_checkpoint_and_resume_is_exact(tmp_path):
     import torch
     from safetensors.torch import load_file
