@@ -23,6 +23,7 @@ def test_train_throughput_tiny():
         assert ref > 0 and ours > 0 and speedup == pytest.approx(ours / ref, rel=0.02), row
 
 
+@pytest.mark.slow  # ~13 s on 2 cores
 @pytest.mark.timeout(600)
 def test_checkpoint_memory_tiny():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks/checkpoint_memory.py"), "--models", "resnet20",

@@ -41,6 +41,7 @@ def test_bad_override_leaves_no_experiment_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # ~15 s: a process per arm (runner._train_in_subprocess)
 def test_depth_experiment_runs_arms_in_their_own_process(tmp_path):
     extra = {**TINY, "model_args.depth": 20}  # tiny stand-ins for 1202 / 1001 layers
     root = run_experiment("depth", "quick", "digits", [0], str(tmp_path), extra)

@@ -57,7 +57,8 @@ def _final_weights(run: Path) -> dict:
 
 
 @pytest.mark.parametrize("sig,extra", [
-    (signal.SIGKILL, ("--optim.ema_decay", "0.9")), (signal.SIGTERM, ()),
+    (signal.SIGKILL, ("--optim.ema_decay", "0.9")),
+    pytest.param(signal.SIGTERM, (), marks=pytest.mark.slow),  # the handler DDP's ctrl-c test exercises by default
     pytest.param(signal.SIGKILL, (), marks=pytest.mark.slow),  # what sigkill-ema checks, less the EMA
     pytest.param(signal.SIGINT, (), marks=pytest.mark.slow)],  # the same handler as SIGTERM
     ids=["sigkill-ema", "sigterm", "sigkill", "sigint"])
