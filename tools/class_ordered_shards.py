@@ -32,8 +32,6 @@ def read_cifar(archive: Path, per_class: int, test_per_class: int) -> dict[str, 
             items = out[parts[0]].setdefault(parts[1], [])
             if len(items) < limit[parts[0]]:
                 items.append((parts[2], src.extractfile(m).read()))
-            elif all(len(out[k]) == 10 and all(len(v) >= limit[k] for v in out[k].values()) for k in limit):
-                break  # both splits full: the rest of a compressed archive need not be read
     return out
 
 
