@@ -62,9 +62,8 @@ class Lookahead:
         self.steps += 1
         if self.steps % self.k == 0:
             for group, slow in zip(self.param_groups, self.slow):
-                fast = [p for p in group["params"]]
-                torch._foreach_lerp_(slow, fast, self.alpha)
-                torch._foreach_copy_(fast, slow)
+                torch._foreach_lerp_(slow, group["params"], self.alpha)
+                torch._foreach_copy_(group["params"], slow)
         return loss
 
     def state_dict(self) -> dict:
