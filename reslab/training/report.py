@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ class RunResult:
 def final_report(run: Run, result: RunResult, records: list[dict], last_eval: EvalResult | None) -> None:
     summary = {"model": run.cfg.model, "data": run.data.name, "steps": result.steps, "wall_s": round(result.wall_s, 2),
                "wall_s_total": round(result.wall_s_total, 2),
-               "train_img_s": round(result.img_s, 1), "best_top1_err": result.best_err, **result.final,
+               "train_img_s": round(result.img_s, 1), "best_top1_err": _finite_or_none(result.best_err), **result.final,
                "device": str(run.speed.device), "amp": str(run.speed.amp_dtype), "channels_last": run.speed.channels_last,
                "compile": run.speed.compile_mode, "world_size": run.loader.world, "peak_mem_mib": peak_memory_mib(run)}
     write_json(run.dir / "summary.json", summary)
@@ -59,7 +60,8 @@ def whole_run_records(path, records: list[dict]) -> list[dict]:
 
 
 def peak_memory_mib(run: Run) -> float:
-    """Peak memory of this process: CUDA allocations on GPU, the resident set on CPU."""
+    """Peak memory: on GPU the CUDA allocations of this run (build_run resets the counter), on CPU the resident
+    set of the process (the OS keeps one high-water mark per process)."""
     import resource
 
     import torch
@@ -68,7 +70,14 @@ def peak_memory_mib(run: Run) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _finite_or_none(v: float) -> float | None:
+    """A run that never evaluated has no best error: null in summary.json (strict JSON has no Infinity)."""
+    return v if math.isfinite(v) else None
+
+
 def _fmt(key: str, v) -> str:
+    if v is None:
+        return "-"
     if key.endswith("_err") and isinstance(v, float):
         return f"{100 * v:.2f}%"
     if key in ("wall_s", "wall_s_total"):

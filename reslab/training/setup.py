@@ -78,6 +78,8 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     dist.init(speed.device)
     if speed.device.type == "cuda":  # fixed input sizes: let cuDNN pick its fastest kernels (as torchvision's
         torch.backends.cudnn.benchmark = True  # reference scripts); GPU runs are reproducible to a tolerance anyway
+        torch.cuda.reset_peak_memory_stats(speed.device)  # the summary's peak_mem_mib is this run's, not the
+        # process's: a notebook or a benchmark training several runs in one process reads each run's own peak
     data = _load_data_rank0_first(cfg)
     pipeline = make_pipeline(data, speed.channels_last)
     directory = run_dir or Path(cfg.run.out) / dist.broadcast_object(run_name(cfg.model, data.name, cfg.run.name))

@@ -18,6 +18,19 @@ def test_train_and_resume_on_cuda(tmp_path):
     assert summary["amp"] in ("torch.bfloat16", "None") and summary["peak_mem_mib"] > 0
 
 
+def test_peak_memory_in_the_summary_is_the_runs_own(tmp_path):
+    """The GPU proof found a ResNet-20 run reporting 12 GiB: the peak of a ResNet-50 benchmark earlier in the
+    same process. A run resets CUDA's peak counter when it starts."""
+    from reslab.training import build_config, train
+    big = torch.empty(2 * 2**30, dtype=torch.uint8, device="cuda")  # a 2 GiB peak before the run
+    del big
+    over = {"model_args.depth": 8, "batch_size": 64, "schedule.steps": 5, "run.out": str(tmp_path),
+            "run.name": "peak", "run.progress": False, "run.device": "cuda"}
+    r = train(build_config("default", over))
+    summary = json.loads((r.dir / "summary.json").read_text())
+    assert 0 < summary["peak_mem_mib"] < 1024, summary["peak_mem_mib"]
+
+
 def test_whole_model_on_cuda_matches_cpu():
     from reslab import create_model
     m = create_model("resnet20").eval()

@@ -151,3 +151,19 @@ def test_the_square_path_evaluates_as_torchvision_does(tmp_path, monkeypatch):
     ref = torch.stack([reference_transform(Image.open(f).convert("RGB"), 36, 32, "bilinear") for f in files])
     assert torch.equal(bundle.val.images, ref)
     assert evaluate_checkpoint(str(r.dir / "checkpoints" / "last")).result.top1_err == r.final["val/top1_err"]
+
+
+def test_a_run_without_evaluation_writes_strict_json_and_says_it_has_no_best(tmp_path, monkeypatch, capsys):
+    """Data with a train split alone (as the GPU proof's generated JPEGs): summary.json must stay strict JSON (no
+    Infinity for a best error never measured) and the summary table shows '-' rather than 'inf%'."""
+    monkeypatch.setenv("RESLAB_CACHE", str(tmp_path / "cache"))
+    data = _tree(tmp_path / "d")
+    shutil.rmtree(data / "val")
+    r = _run(tmp_path, "noeval", data, **{"data.input": "whole", "data.crop": 32})
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    summary = json.loads((r.dir / "summary.json").read_text(), parse_constant=refuse)
+    assert summary["best_top1_err"] is None and summary["steps"] == 4
+    table = capsys.readouterr().err
+    assert "inf%" not in table and any(line.split()[:2] == ["best_top1_err", "-"] for line in table.splitlines())
