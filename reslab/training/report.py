@@ -60,8 +60,9 @@ def whole_run_records(path, records: list[dict]) -> list[dict]:
 
 
 def peak_memory_mib(run: Run) -> float:
-    """Peak memory: on GPU the CUDA allocations of this run (build_run resets the counter), on CPU the resident
-    set of the process (the OS keeps one high-water mark per process)."""
+    """Peak memory: on GPU the CUDA allocations since this run started (build_run resets the counter; memory
+    other code holds on the device counts too), on CPU the resident set of the process (the OS keeps one
+    high-water mark per process)."""
     import resource
 
     import torch

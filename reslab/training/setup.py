@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,10 @@ def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> Run:
     dist.init(speed.device)
     if speed.device.type == "cuda":  # fixed input sizes: let cuDNN pick its fastest kernels (as torchvision's
         torch.backends.cudnn.benchmark = True  # reference scripts); GPU runs are reproducible to a tolerance anyway
-        torch.cuda.reset_peak_memory_stats(speed.device)  # the summary's peak_mem_mib is this run's, not the
-        # process's: a notebook or a benchmark training several runs in one process reads each run's own peak
+        torch.cuda.init()  # (the reset below raises before CUDA is initialised, as with --run.amp off)
+        torch.cuda.reset_peak_memory_stats(speed.device)  # the summary's peak_mem_mib counts from here, not
+        # from the process's start: a notebook or a benchmark training several runs in one process reads each
+        # run's own peak (plus whatever other code still holds on the device when the run starts)
     data = _load_data_rank0_first(cfg)
     pipeline = make_pipeline(data, speed.channels_last)
     directory = run_dir or Path(cfg.run.out) / dist.broadcast_object(run_name(cfg.model, data.name, cfg.run.name))
@@ -174,4 +177,17 @@ def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, default=float)))
+    """Strict JSON (what any parser reads): a value that is not finite (the loss of a diverged evaluation, the
+    best error of a run that never evaluated) is written as null, never as NaN or Infinity."""
+    text = json.dumps(_finite(obj), indent=1, default=lambda v: _finite(float(v)), allow_nan=False)
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

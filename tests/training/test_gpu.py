@@ -31,6 +31,18 @@ def test_peak_memory_in_the_summary_is_the_runs_own(tmp_path):
     assert 0 < summary["peak_mem_mib"] < 1024, summary["peak_mem_mib"]
 
 
+def test_a_cuda_run_in_a_fresh_process_with_amp_off(tmp_path):
+    """With --run.amp off nothing initialises CUDA before the run resets its peak-memory counter (which raises on
+    an uninitialised CUDA): a fresh process, as a user's first command, must train."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "reslab", "train", "--model-arg", "depth=8", "--steps", "3",
+                          "--batch-size", "32", "--run.device", "cuda", "--run.amp", "off", "--run.progress", "false",
+                          "--out", str(tmp_path), "--name", "fresh"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads((tmp_path / "fresh" / "summary.json").read_text())["peak_mem_mib"] > 0
+
+
 def test_whole_model_on_cuda_matches_cpu():
     from reslab import create_model
     m = create_model("resnet20").eval()

@@ -167,3 +167,15 @@ def test_a_run_without_evaluation_writes_strict_json_and_says_it_has_no_best(tmp
     assert summary["best_top1_err"] is None and summary["steps"] == 4
     table = capsys.readouterr().err
     assert "inf%" not in table and any(line.split()[:2] == ["best_top1_err", "-"] for line in table.splitlines())
+
+
+def test_summary_json_is_strict_whatever_the_values(tmp_path):
+    """NaN and infinities (a diverged evaluation's loss, inside lists too, numpy scalars) are written as null."""
+    from reslab.training.setup import write_json
+    write_json(tmp_path / "s.json", {"a": float("nan"), "b": [1.5, float("-inf")], "c": np.float32("inf"),
+                                     "d": {"e": float("inf")}, "f": 2})
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    assert json.loads((tmp_path / "s.json").read_text(), parse_constant=refuse) == \
+        {"a": None, "b": [1.5, None], "c": None, "d": {"e": None}, "f": 2}
