@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..utils.io import finite_or_null
 from ..utils.progress import fmt_time
 from ..utils.table import format_table
 from . import plots
@@ -28,9 +28,10 @@ class RunResult:
 def final_report(run: Run, result: RunResult, records: list[dict], last_eval: EvalResult | None) -> None:
     summary = {"model": run.cfg.model, "data": run.data.name, "steps": result.steps, "wall_s": round(result.wall_s, 2),
                "wall_s_total": round(result.wall_s_total, 2),
-               "train_img_s": round(result.img_s, 1), "best_top1_err": _finite_or_none(result.best_err), **result.final,
+               "train_img_s": round(result.img_s, 1), "best_top1_err": result.best_err, **result.final,
                "device": str(run.speed.device), "amp": str(run.speed.amp_dtype), "channels_last": run.speed.channels_last,
                "compile": run.speed.compile_mode, "world_size": run.loader.world, "peak_mem_mib": peak_memory_mib(run)}
+    summary = finite_or_null(summary)  # a run that never evaluated has no best error: null, and '-' in the table
     write_json(run.dir / "summary.json", summary)
     plots.training_curves(whole_run_records(run.dir / "metrics.jsonl", records), run.dir / "curves.png",
                           f"{run.cfg.model} on {run.data.name}")
@@ -69,11 +70,6 @@ def peak_memory_mib(run: Run) -> float:
     if run.speed.device.type == "cuda":
         return round(torch.cuda.max_memory_allocated(run.speed.device) / 2**20, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _finite_or_none(v: float) -> float | None:
-    """A run that never evaluated has no best error: null in summary.json (strict JSON has no Infinity)."""
-    return v if math.isfinite(v) else None
 
 
 def _fmt(key: str, v) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from ..data.whole import WholeImageLoader, WholeSplit
 from ..errors import ReslabError
 from ..models import build_model
 from ..models.resnet import ResNet
-from ..utils.io import atomic_write
+from ..utils.io import atomic_write, finite_or_null
 from . import distributed as dist
 from .config import TrainConfig, to_yaml
 from .device import Speed, resolve_speed
@@ -179,15 +178,5 @@ def _load_data_rank0_first(cfg: TrainConfig) -> DataBundle:
 def write_json(path: Path, obj: Any) -> None:
     """Strict JSON (what any parser reads): a value that is not finite (the loss of a diverged evaluation, the
     best error of a run that never evaluated) is written as null, never as NaN or Infinity."""
-    text = json.dumps(_finite(obj), indent=1, default=lambda v: _finite(float(v)), allow_nan=False)
+    text = json.dumps(finite_or_null(obj), indent=1, default=lambda v: finite_or_null(float(v)), allow_nan=False)
     atomic_write(path, lambda p: p.write_text(text))
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj

@@ -1,11 +1,13 @@
-"""File writing that never leaves a half-written file behind."""
+"""File writing that never leaves a half-written file behind, and JSON that any parser reads."""
 from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 from ..errors import ReslabError
@@ -50,6 +52,18 @@ _UMASK = _current_umask()
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     with atomic_path(path) as tmp:
         write(tmp)
+
+
+def finite_or_null(obj: Any) -> Any:
+    """`obj` with every float that is not finite (NaN, +-inf) replaced by None, through dicts, lists and tuples:
+    strict JSON has no NaN or Infinity, so json.dumps(..., allow_nan=False) then writes null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    return obj
 
 
 def _remove(p: str) -> None:

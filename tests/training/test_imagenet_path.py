@@ -153,6 +153,13 @@ def test_the_square_path_evaluates_as_torchvision_does(tmp_path, monkeypatch):
     assert evaluate_checkpoint(str(r.dir / "checkpoints" / "last")).result.top1_err == r.final["val/top1_err"]
 
 
+def _strict_json(path):
+    """json.loads that refuses NaN / Infinity, as strict parsers (JavaScript, jq) do."""
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def test_a_run_without_evaluation_writes_strict_json_and_says_it_has_no_best(tmp_path, monkeypatch, capsys):
     """Data with a train split alone (as the GPU proof's generated JPEGs): summary.json must stay strict JSON (no
     Infinity for a best error never measured) and the summary table shows '-' rather than 'inf%'."""
@@ -160,10 +167,7 @@ def test_a_run_without_evaluation_writes_strict_json_and_says_it_has_no_best(tmp
     data = _tree(tmp_path / "d")
     shutil.rmtree(data / "val")
     r = _run(tmp_path, "noeval", data, **{"data.input": "whole", "data.crop": 32})
-
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-    summary = json.loads((r.dir / "summary.json").read_text(), parse_constant=refuse)
+    summary = _strict_json(r.dir / "summary.json")
     assert summary["best_top1_err"] is None and summary["steps"] == 4
     table = capsys.readouterr().err
     assert "inf%" not in table and any(line.split()[:2] == ["best_top1_err", "-"] for line in table.splitlines())
@@ -174,8 +178,5 @@ def test_summary_json_is_strict_whatever_the_values(tmp_path):
     from reslab.training.setup import write_json
     write_json(tmp_path / "s.json", {"a": float("nan"), "b": [1.5, float("-inf")], "c": np.float32("inf"),
                                      "d": {"e": float("inf")}, "f": 2})
-
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-    assert json.loads((tmp_path / "s.json").read_text(), parse_constant=refuse) == \
+    assert _strict_json(tmp_path / "s.json") == \
         {"a": None, "b": [1.5, None], "c": None, "d": {"e": None}, "f": 2}
