@@ -6,6 +6,8 @@ their validation curves.
     python benchmarks/imagenette_leaderboard.py --train --seeds 0,1,2 --epochs 5 --out runs/imagenette-5ep
     # report on runs trained before (run folders holding summary.json and metrics.jsonl)
     python benchmarks/imagenette_leaderboard.py --collect runs/imagenette-5ep/seed-* --epochs 5 --out report/
+    # variants: one row per run, naming what each changed against the recipe (read from its config.yaml)
+    python benchmarks/imagenette_leaderboard.py --ablation --collect runs/recipe-s0 runs/blur-s0 --out report/
 
 Leaderboard (github.com/fastai/imagenette README; top-1 on val, random init, no test-time tricks, no
 validation size above the training size): 128 px, 5 epochs 85.77 % (mean of 5); 128 px, 20 epochs
@@ -46,12 +48,17 @@ def collect(run: Path) -> dict:
     config = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
     return {"run": str(run), "top1": round(100 * (1 - summary["val/top1_err"]), 2), "wall_s": summary["wall_s_total"],
             "train_img_s": summary["train_img_s"], "model": summary["model"], "curve": sorted(evals.items()),
-            "crop": _crop(config)}
+            "crop": _crop(config), "epochs": _field(config, "schedule", "epochs", 0),
+            "seed": _field(config, "run", "seed", None), "changes": changes(config) if config else []}
 
 
 def _crop(config: str) -> int:
+    return int(_field(config, "data", "crop", 0) or 128)
+
+
+def _field(config: str, section: str, key: str, default):
     import yaml
-    return int(((yaml.safe_load(config) or {}).get("data") or {}).get("crop") or 128) if config else 128
+    return ((yaml.safe_load(config) or {}).get(section) or {}).get(key, default) if config else default
 
 
 def report(runs: list[dict], epochs: int, out: Path) -> str:
@@ -73,6 +80,45 @@ def report(runs: list[dict], epochs: int, out: Path) -> str:
     (out / "leaderboard.json").write_text(json.dumps({"epochs": epochs, "size": size, "mean": mean, "std": sd,
                                                       "leaderboard": board, "runs": runs}, indent=1))
     _plot(runs, board, out / "leaderboard.png", f"Imagenette {size} px, {epochs} epochs")
+    return table
+
+
+# what a run's config may differ in without being a variant of the recipe: where it ran, its name, its data paths
+NOT_A_CHANGE = ("data.source", "data.cache_dir", "data.workers", "run.out", "run.name", "run.seed", "run.progress",
+                "run.device", "run.tensorboard", "recipe")
+
+
+def changes(config_text: str) -> list[str]:
+    """What a run's config.yaml sets differently from its recipe (`key=value`, sorted), the seed aside; a run
+    without a recipe against reslab's defaults."""
+    import yaml
+
+    from reslab.training.config import TrainConfig, build_config, flatten_config, to_yaml
+    ran = flatten_config(yaml.safe_load(config_text) or {})
+    recipe = ran.get("recipe") or ""
+    base = flatten_config(yaml.safe_load(to_yaml(build_config(recipe) if recipe else TrainConfig())) or {})
+    # a key the run's config lacks is a field added after it ran, not a change it made
+    return [f"{k}={_show(v)}" for k, v in sorted(ran.items()) if k not in NOT_A_CHANGE and v != base.get(k)]
+
+
+def _show(v) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def ablation(runs: list[dict], out: Path) -> str:
+    """One row per run: what it changed against the recipe, its top-1, wall time and speed; and its curve."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["| run | changes against the recipe | seed | val top-1 | wall time | train img/s |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in runs:
+        lines.append(f"| {Path(r['run']).name} | {', '.join(f'`{c}`' for c in r['changes']) or 'none'} | {r['seed']} | "
+                     f"{r['top1']:.2f} % | {r['wall_s'] / 60:.1f} min | {r['train_img_s']:.1f} |")
+    table = "\n".join(lines)
+    (out / "ablation.md").write_text(table + "\n")
+    (out / "ablation.json").write_text(json.dumps({"runs": runs}, indent=1))
+    epochs = sorted({r["epochs"] for r in runs})
+    board = LEADERBOARD.get((runs[0]["crop"], int(epochs[0])), (None, ""))[0] if len(epochs) == 1 else None
+    _plot(runs, board, out / "ablation.png", f"Imagenette {runs[0]['crop']} px: the variants run")
     return table
 
 
@@ -101,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--collect", nargs="*", default=[], help="run folders to report on")
+    ap.add_argument("--ablation", action="store_true",
+                    help="one row per run with what it changed against its recipe (variants), not a mean over seeds")
     ap.add_argument("--out", required=True, help="where the runs go (--train) and the report is written")
     ap.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more `reslab train` flags")
     args = ap.parse_args(argv)
@@ -110,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         runs += train([int(s) for s in args.seeds.split(",")], args.epochs, out, [a for a in args.extra if a != "--"])
     if not runs:
         ap.error("nothing to report: --train, or --collect RUN...")
-    print(report([collect(r) for r in runs], args.epochs, out))
+    collected = [collect(r) for r in runs]
+    print(ablation(collected, out) if args.ablation else report(collected, args.epochs, out))
     return 0
 
 

@@ -88,3 +88,36 @@ def test_imagenette_leaderboard_report_from_runs(tmp_path):
     assert lb.main(["--collect", runs[0], "--epochs", "5", "--out", str(tmp_path / "one")]) == 0
     one = (tmp_path / "one" / "leaderboard.md").read_text()
     assert "**85.00** | 1 |" in one and "±" not in one  # one run has no spread to report
+
+
+def test_imagenette_ablation_names_what_each_run_changed(tmp_path):
+    """--ablation: one row per run with the keys its config.yaml sets differently from the recipe; where it ran,
+    its name, data paths and seed are not changes."""
+    import json as _json
+
+    import yaml
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import imagenette_leaderboard as lb
+    recipe = yaml.safe_load((ROOT / "reslab" / "training" / "recipes" / "imagenette.yaml").read_text())
+    assert recipe["data"]["min_scale"] != 1.0 and recipe["optim"]["weight_decay"] != 1e-4  # else the test proves nothing
+    runs = []
+    for name, seed, overrides in (("recipe", 3, {}),
+                                  ("variant", 0, {"data.min_scale": 1.0, "optim.weight_decay": 1e-4,
+                                                  "model_args": {"zero_init_residual": True, "aa": "blur"},
+                                                  "optim.betas": [0.9, 0.99]})):
+        from reslab.training.config import build_config, to_yaml
+        cfg = build_config("imagenette", {"data.source": f"/somewhere/{name}.tar", "run.out": "/elsewhere",
+                                          "run.name": name, "run.seed": seed, **overrides})
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.yaml").write_text(to_yaml(cfg))
+        (run / "summary.json").write_text(_json.dumps({"val/top1_err": 0.2, "wall_s_total": 600.0, "train_img_s": 20.0,
+                                                        "model": "resnet18d"}))
+        (run / "metrics.jsonl").write_text(_json.dumps({"kind": "eval", "step": 5, "val/top1_err": 0.2}) + "\n")
+        runs.append(str(run))
+    assert lb.main(["--ablation", "--collect", *runs, "--out", str(tmp_path / "abl")]) == 0
+    rows = (tmp_path / "abl" / "ablation.md").read_text().splitlines()
+    assert rows[2] == "| recipe | none | 3 | 80.00 % | 10.0 min | 20.0 |"
+    assert rows[3] == ("| variant | `data.min_scale=1.0`, `model_args.aa=blur`, `optim.betas=0.9,0.99`, "
+                       "`optim.weight_decay=0.0001` | 0 | 80.00 % | 10.0 min | 20.0 |")
+    assert (tmp_path / "abl" / "ablation.png").is_file()

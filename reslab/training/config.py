@@ -187,7 +187,7 @@ def config_from_yaml(text: str, overrides: dict[str, Any] | None = None, what: s
     if not isinstance(loaded, dict):
         raise ReslabError(f"{what}: expected a mapping at the top level")
     loaded.pop("version", None)
-    values = _flatten(loaded)
+    values = flatten_config(loaded)
     if recipe:
         values.setdefault("recipe", recipe)  # a saved run config keeps naming its original recipe
     values.update(overrides or {})
@@ -217,12 +217,14 @@ def all_keys() -> list[str]:
     return keys
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_config(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config mapping (a recipe's or a run's config.yaml) as flat dotted keys: {"optim.lr": 0.1, ...};
+    model_args become "model_args.NAME"."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and k in SECTIONS:
-            out.update(_flatten(v, f"{key}."))
+            out.update(flatten_config(v, f"{key}."))
         elif k == "model_args" and isinstance(v, dict):
             out.update({f"model_args.{a}": b for a, b in v.items()})
         else:
