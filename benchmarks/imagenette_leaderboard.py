@@ -49,7 +49,7 @@ def collect(run: Path) -> dict:
     return {"run": str(run), "top1": round(100 * (1 - summary["val/top1_err"]), 2), "wall_s": summary["wall_s_total"],
             "train_img_s": summary["train_img_s"], "model": summary["model"], "curve": sorted(evals.items()),
             "crop": _crop(config), "epochs": _field(config, "schedule", "epochs", 0),
-            "seed": _field(config, "run", "seed", None), "changes": changes(config) if config else []}
+            "seed": _field(config, "run", "seed", None), "config": config}
 
 
 def _crop(config: str) -> int:
@@ -89,16 +89,18 @@ NOT_A_CHANGE = ("data.source", "data.cache_dir", "data.workers", "run.out", "run
 
 
 def changes(config_text: str) -> list[str]:
-    """What a run's config.yaml sets differently from its recipe (`key=value`, sorted), the seed aside; a run
-    without a recipe against reslab's defaults."""
+    """What a run's config.yaml sets differently from its recipe as the recipe reads today (`key=value`, sorted),
+    the seed aside; a run without a recipe against reslab's defaults."""
     import yaml
 
     from reslab.training.config import TrainConfig, build_config, flatten_config, to_yaml
     ran = flatten_config(yaml.safe_load(config_text) or {})
     recipe = ran.get("recipe") or ""
     base = flatten_config(yaml.safe_load(to_yaml(build_config(recipe) if recipe else TrainConfig())) or {})
-    # a key the run's config lacks is a field added after it ran, not a change it made
-    return [f"{k}={_show(v)}" for k, v in sorted(ran.items()) if k not in NOT_A_CHANGE and v != base.get(k)]
+    # a config field the run's config lacks was added after it ran: not a change; a model argument of the recipe
+    # it lacks was dropped (a run's model_args replace the recipe's): a change
+    dropped = [f"{k}=<unset>" for k in sorted(base) if k.startswith("model_args.") and k not in ran]
+    return sorted(dropped + [f"{k}={_show(v)}" for k, v in ran.items() if k not in NOT_A_CHANGE and v != base.get(k)])
 
 
 def _show(v) -> str:
@@ -159,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         ap.error("nothing to report: --train, or --collect RUN...")
     collected = [collect(r) for r in runs]
+    if args.ablation:  # only here: the plain report must not depend on today's recipe still building
+        for r in collected:
+            r["changes"] = changes(r["config"]) if r["config"] else []
+    for r in collected:
+        r.pop("config")
     print(ablation(collected, out) if args.ablation else report(collected, args.epochs, out))
     return 0
 

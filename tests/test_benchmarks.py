@@ -121,3 +121,9 @@ def test_imagenette_ablation_names_what_each_run_changed(tmp_path):
     assert rows[3] == ("| variant | `data.min_scale=1.0`, `model_args.aa=blur`, `optim.betas=0.9,0.99`, "
                        "`optim.weight_decay=0.0001` | 0 | 80.00 % | 10.0 min | 20.0 |")
     assert (tmp_path / "abl" / "ablation.png").is_file()
+    # an older run's config: a section field it lacks (added since) is no change; the recipe's model argument it
+    # lacks (its model_args replaced the recipe's) is one
+    old = yaml.safe_load((tmp_path / "recipe" / "config.yaml").read_text())
+    del old["optim"]["lookahead_k"]
+    old["model_args"] = {"aa": "blur"}
+    assert lb.changes(yaml.safe_dump(old)) == ["model_args.aa=blur", "model_args.zero_init_residual=<unset>"]
