@@ -45,20 +45,14 @@ def collect(run: Path) -> dict:
     for r in records:
         if r.get("kind") == "eval":
             evals[r["step"]] = 100 * (1 - r["val/top1_err"])  # later records of a step win (resumes)
+    import yaml
     config = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
+    cfg = (yaml.safe_load(config) or {}) if config else {}
     return {"run": str(run), "top1": round(100 * (1 - summary["val/top1_err"]), 2), "wall_s": summary["wall_s_total"],
             "train_img_s": summary["train_img_s"], "model": summary["model"], "curve": sorted(evals.items()),
-            "crop": _crop(config), "epochs": _field(config, "schedule", "epochs", 0),
-            "seed": _field(config, "run", "seed", None), "config": config}
-
-
-def _crop(config: str) -> int:
-    return int(_field(config, "data", "crop", 0) or 128)
-
-
-def _field(config: str, section: str, key: str, default):
-    import yaml
-    return ((yaml.safe_load(config) or {}).get(section) or {}).get(key, default) if config else default
+            "crop": int((cfg.get("data") or {}).get("crop") or 128),
+            "epochs": (cfg.get("schedule") or {}).get("epochs", 0), "seed": (cfg.get("run") or {}).get("seed"),
+            "config": config}
 
 
 def report(runs: list[dict], epochs: int, out: Path) -> str:
@@ -118,8 +112,8 @@ def ablation(runs: list[dict], out: Path) -> str:
     table = "\n".join(lines)
     (out / "ablation.md").write_text(table + "\n")
     (out / "ablation.json").write_text(json.dumps({"runs": runs}, indent=1))
-    epochs = sorted({r["epochs"] for r in runs})
-    board = LEADERBOARD.get((runs[0]["crop"], int(epochs[0])), (None, ""))[0] if len(epochs) == 1 else None
+    epochs = {int(r["epochs"]) for r in runs}  # the board's line only where every run had the same length
+    board = LEADERBOARD.get((runs[0]["crop"], epochs.pop()), (None, ""))[0] if len(epochs) == 1 else None
     _plot(runs, board, out / "ablation.png", f"Imagenette {runs[0]['crop']} px: the variants run")
     return table
 

@@ -98,6 +98,7 @@ def test_imagenette_ablation_names_what_each_run_changed(tmp_path):
     import yaml
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import imagenette_leaderboard as lb
+    from reslab.training.config import build_config, to_yaml
     recipe = yaml.safe_load((ROOT / "reslab" / "training" / "recipes" / "imagenette.yaml").read_text())
     assert recipe["data"]["min_scale"] != 1.0 and recipe["optim"]["weight_decay"] != 1e-4  # else the test proves nothing
     runs = []
@@ -105,7 +106,6 @@ def test_imagenette_ablation_names_what_each_run_changed(tmp_path):
                                   ("variant", 0, {"data.min_scale": 1.0, "optim.weight_decay": 1e-4,
                                                   "model_args": {"zero_init_residual": True, "aa": "blur"},
                                                   "optim.betas": [0.9, 0.99]})):
-        from reslab.training.config import build_config, to_yaml
         cfg = build_config("imagenette", {"data.source": f"/somewhere/{name}.tar", "run.out": "/elsewhere",
                                           "run.name": name, "run.seed": seed, **overrides})
         run = tmp_path / name
